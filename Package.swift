@@ -1,0 +1,125 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// The six services: (directory and module name, executable product name).
+let services: [(module: String, product: String)] = [
+    ("AuthGateway", "auth-gateway"),
+    ("ConnectionsVault", "connections-vault"),
+    ("Scheduler", "scheduler"),
+    ("PipelineRunner", "pipeline-runner"),
+    ("FileStorage", "file-storage"),
+    ("Observability", "observability"),
+]
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+
+var targets: [Target] = [
+    .systemLibrary(name: "CLibPQ", path: "Shared/CLibPQ", pkgConfig: "libpq",
+                   providers: [.apt(["libpq-dev"])]),
+    .systemLibrary(name: "CHiredis", path: "Shared/CHiredis", pkgConfig: "hiredis",
+                   providers: [.apt(["libhiredis-dev"])]),
+    .systemLibrary(name: "CCurl", path: "Shared/CCurl", pkgConfig: "libcurl",
+                   providers: [.apt(["libcurl4-openssl-dev"])]),
+    .target(
+        name: "SharedModels",
+        path: "Shared/Models",
+        swiftSettings: swiftSettings
+    ),
+    .target(
+        name: "Platform",
+        dependencies: [
+            "CLibPQ", "CHiredis", "CCurl", "SharedModels",
+            hummingbird,
+            .product(name: "Configuration", package: "swift-configuration"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
+        path: "Shared/Platform",
+        swiftSettings: swiftSettings
+    ),
+    .target(
+        name: "PlatformTesting",
+        dependencies: [
+            "Platform",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ],
+        path: "Shared/PlatformTesting",
+        swiftSettings: swiftSettings
+    ),
+    .executableTarget(
+        name: "PlatformBench",
+        dependencies: [
+            "Platform",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ],
+        path: "bench/PlatformBench",
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "PlatformTests",
+        dependencies: ["Platform", "PlatformTesting", "SharedModels"],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "IntegrationTests",
+        dependencies: [
+            "Platform", "PlatformTesting", "SharedModels",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Yams", package: "Yams"),
+        ] + services.map { .target(name: $0.module) },
+        swiftSettings: swiftSettings
+    ),
+]
+
+var products: [Product] = [
+    .executable(name: "platform-bench", targets: ["PlatformBench"]),
+]
+
+// Each service is a library (everything testable) plus a thin executable that only boots it.
+for service in services {
+    targets.append(.target(
+        name: service.module,
+        dependencies: ["Platform", "SharedModels", hummingbird],
+        path: "Services/\(service.module)/\(service.module)",
+        resources: [.copy("Migrations")],
+        swiftSettings: swiftSettings
+    ))
+    targets.append(.executableTarget(
+        name: "\(service.module)App",
+        dependencies: [.target(name: service.module), "Platform"],
+        path: "Services/\(service.module)/\(service.module)App",
+        swiftSettings: swiftSettings
+    ))
+    products.append(.executable(name: service.product, targets: ["\(service.module)App"]))
+}
+
+let package = Package(
+    name: "data-platform",
+    platforms: [.macOS(.v15)],
+    products: products,
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
+                 traits: [.defaults, "CommandLineArguments"]),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: targets
+)

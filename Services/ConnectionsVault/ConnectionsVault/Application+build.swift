@@ -1,0 +1,23 @@
+import Foundation
+import Hummingbird
+import Logging
+import Platform
+
+/// `connections-vault`: connection metadata, the secrets engine and checks against customer databases.
+public enum ConnectionsVaultService {
+    /// The executable's name, used in logs and `/health`.
+    public static let name = "connections-vault"
+    /// Default `http.port`.
+    public static let defaultPort = 8001
+    /// The PostgreSQL schema this service owns.
+    public static let schema = "connections"
+
+    /// The only wiring point of the service: clients, routes and workers, from settings.
+    public static func buildApplication(settings: ServiceSettings, logger: Logger) async throws -> some ApplicationProtocol {
+        let platform = PlatformServices(
+            settings: settings, logger: logger, schema: schema,
+            migrations: try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil)))
+        let router = platform.makeRouter()
+        return platform.makeApplication(router: router)
+    }
+}

@@ -1,0 +1,23 @@
+import Foundation
+import Hummingbird
+import Logging
+import Platform
+
+/// `scheduler`: scheduled tasks, their runs and triggers.
+public enum SchedulerService {
+    /// The executable's name, used in logs and `/health`.
+    public static let name = "scheduler"
+    /// Default `http.port`.
+    public static let defaultPort = 8002
+    /// The PostgreSQL schema this service owns.
+    public static let schema = "scheduler"
+
+    /// The only wiring point of the service: clients, routes and workers, from settings.
+    public static func buildApplication(settings: ServiceSettings, logger: Logger) async throws -> some ApplicationProtocol {
+        let platform = PlatformServices(
+            settings: settings, logger: logger, schema: schema,
+            migrations: try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil)))
+        let router = platform.makeRouter()
+        return platform.makeApplication(router: router)
+    }
+}

@@ -1,0 +1,5 @@
+#ifndef PLATFORM_CHIREDIS_SHIM_H
+#define PLATFORM_CHIREDIS_SHIM_H
+#include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+#endif

@@ -1,0 +1,102 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// The parts every service is built from: settings, logger, metrics, the PostgreSQL and Redis clients,
+/// the standard middleware and routes, and start-up migration of the service's own schema.
+///
+/// A service's `buildApplication` creates one of these, adds its own routes and workers, and calls
+/// ``makeApplication(router:services:)``.
+public struct PlatformServices: Sendable {
+    /// The shared settings.
+    public let settings: ServiceSettings
+    /// The service's logger.
+    public let logger: Logger
+    /// The service's metrics registry.
+    public let metrics: PlatformMetrics
+    /// The pooled client of the platform database.
+    public let postgres: PostgresClient
+    /// The pooled Redis client.
+    public let redis: RedisClient
+    /// The schema this service owns and migrates.
+    public let schema: String
+    /// Its migrations, in order.
+    public let migrations: [Migration]
+
+    /// Creates the clients (they connect lazily) and loads the migrations.
+    public init(settings: ServiceSettings, logger: Logger, schema: String, migrations: [Migration]) {
+        let metrics = PlatformMetrics()
+        self.settings = settings
+        self.logger = logger
+        self.metrics = metrics
+        self.schema = schema
+        self.migrations = migrations
+        self.postgres = PostgresClient(
+            configuration: settings.postgres, maxConnections: settings.postgresPoolSize, logger: logger,
+            observer: metrics.poolObserver(pool: "postgres"))
+        self.redis = RedisClient(configuration: settings.redis, logger: logger, observer: metrics.poolObserver(pool: "redis"))
+    }
+
+    /// The readiness checks of the two shared dependencies.
+    public var healthChecks: [HealthCheck] {
+        [
+            HealthCheck(name: "database") { [postgres] in try await postgres.query("SELECT 1") },
+            HealthCheck(name: "redis") { [redis] in try await redis.execute(["PING"]) },
+        ]
+    }
+
+    /// A router with the standard middleware (metrics, request id, error envelope) and routes
+    /// (`/health`, `/health/ready`, `/metrics`).
+    public func makeRouter() -> Router<PlatformRequestContext> {
+        let router = Router(context: PlatformRequestContext.self)
+        router.middlewares.add(HTTPMetricsMiddleware(metrics: metrics))
+        router.middlewares.add(RequestIDMiddleware())
+        router.middlewares.add(ErrorEnvelopeMiddleware())
+        HealthController(version: settings.version, checks: healthChecks, metrics: metrics).addRoutes(to: router)
+        return router
+    }
+
+    /// Migrates the schema and records this instance; runs before the server accepts requests.
+    public func prepareDatabase() async throws {
+        let migrator = try Migrator(schema: schema, migrations: migrations, logger: logger)
+        try await migrator.migrate(using: postgres)
+        try await InstanceRegistry(schema: schema).register(settings: settings, using: postgres)
+    }
+
+    /// The application: the pools first, then `services` (workers), then the HTTP server, which starts only
+    /// after the schema is migrated. SIGTERM and SIGINT shut it down gracefully, in reverse order.
+    public func makeApplication(
+        router: Router<PlatformRequestContext>, services: [any Service] = []
+    ) -> some ApplicationProtocol {
+        var app = Application(
+            router: router,
+            configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: settings.serviceName),
+            services: [postgres, redis] + services,
+            logger: logger
+        )
+        app.beforeServerStarts { try await prepareDatabase() }
+        return app
+    }
+
+    /// Loads `NNNN_*.sql` migrations from a resource directory (a service's `Bundle.module` `Migrations`).
+    public static func migrations(in directory: URL?) throws -> [Migration] {
+        guard let directory else { throw MigrationError(reason: "the Migrations resource directory is missing") }
+        return try MigrationSource.load(directory: directory)
+    }
+}
+
+/// Records each running replica in `<schema>.service_instances` (created by each service's first migration).
+struct InstanceRegistry {
+    let schema: String
+
+    func register(settings: ServiceSettings, using postgres: PostgresClient) async throws {
+        let table = try PostgresIdentifier("service_instances", schema: schema)
+        try await postgres.query("""
+            INSERT INTO \(table) (instance_id, service, version, http_port, started_at, last_seen_at)
+            VALUES (\(settings.instanceID), \(settings.serviceName), \(settings.version), \(settings.httpPort), now(), now())
+            ON CONFLICT (instance_id) DO UPDATE
+            SET version = EXCLUDED.version, http_port = EXCLUDED.http_port, started_at = now(), last_seen_at = now()
+            """)
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SharedModels
+
+/// An error meant for the client: a status, a contract error code, a safe message and optional details.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    /// HTTP status.
+    public var status: HTTPResponse.Status
+    /// Contract error code.
+    public var code: ErrorCode
+    /// Sentence for the client; never holds secrets or internals.
+    public var message: String
+    /// Structured context (`field`, `reason`, ...).
+    public var details: [String: JSONValue]?
+    /// Extra response headers (`Retry-After`, ...).
+    public var headers: HTTPFields
+
+    /// Creates an error.
+    public init(_ status: HTTPResponse.Status, code: ErrorCode, message: String,
+                details: [String: JSONValue]? = nil, headers: HTTPFields = [:]) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+    }
+
+    public var description: String { "APIError(\(status.code) \(code.rawValue): \(message))" }
+
+    /// 422 for a field that failed validation.
+    public static func validation(field: String, reason: String) -> APIError {
+        APIError(.unprocessableContent, code: .validationError, message: "Invalid value for \(field): \(reason)",
+                 details: ["field": .string(field), "reason": .string(reason)])
+    }
+
+    /// 404 for a resource that does not exist.
+    public static func notFound(_ resource: String, id: String) -> APIError {
+        APIError(.notFound, code: .resourceNotFound, message: "\(resource) \(id) not found",
+                 details: ["resource": .string(resource), "id": .string(id)])
+    }
+
+    /// The envelope for errors that are not ``APIError``: Hummingbird's HTTP errors, body decoding failures,
+    /// and everything else as a 500 that reveals nothing.
+    public static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as HTTPError:
+            return APIError(error.status, code: code(for: error.status),
+                            message: error.body ?? message(for: error.status), headers: error.headers)
+        case let error as DecodingError:
+            return decoding(error)
+        default:
+            return APIError(.internalServerError, code: .internalError, message: "Internal server error")
+        }
+    }
+
+    static func code(for status: HTTPResponse.Status) -> ErrorCode {
+        switch status.code {
+        case 400: .badRequest
+        case 401: .authFailed
+        case 403: .permissionDenied
+        case 404: .resourceNotFound
+        case 405: .methodNotAllowed
+        case 409: .duplicateResource
+        case 410: .gone
+        case 413: .payloadTooLarge
+        case 422: .validationError
+        case 429: .rateLimitExceeded
+        case 503: .serviceUnavailable
+        case 504: .gatewayTimeout
+        default: status.code >= 500 ? .internalError : .badRequest
+        }
+    }
+
+    static func message(for status: HTTPResponse.Status) -> String {
+        switch status.code {
+        case 404: "No such resource or route"
+        case 413: "The request body is too large"
+        default: status.reasonPhrase
+        }
+    }
+
+    /// Malformed JSON is a 400; a missing or mistyped field is a 422 naming the field.
+    static func decoding(_ error: DecodingError) -> APIError {
+        func path(_ context: DecodingError.Context, appending key: (any CodingKey)? = nil) -> String {
+            (context.codingPath + (key.map { [$0] } ?? [])).map { $0.intValue.map(String.init) ?? $0.stringValue }
+                .joined(separator: ".")
+        }
+        let field: String
+        let reason: String
+        switch error {
+        case .keyNotFound(let key, let context):
+            (field, reason) = (path(context, appending: key), "is required")
+        case .typeMismatch(let type, let context):
+            (field, reason) = (path(context), "must be of type \(type)")
+        case .valueNotFound(_, let context):
+            (field, reason) = (path(context), "must not be null")
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
+            (field, reason) = (path(context), "has an invalid value")
+        default:
+            return APIError(.badRequest, code: .badRequest, message: "The request body is not valid JSON")
+        }
+        return validation(field: field, reason: reason)
+    }
+}
+
+extension Request {
+    /// Decodes the JSON body. Unparseable JSON is a 400 and a missing or mistyped field a 422 naming it,
+    /// both in the error envelope.
+    public func decodeJSON<T: Decodable>(as type: T.Type, context: some RequestContext) async throws -> T {
+        do {
+            return try await context.requestDecoder.decode(type, from: self, context: context)
+        } catch let error as DecodingError {
+            throw APIError.decoding(error)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Hummingbird
+import Prometheus
+
+/// The Prometheus registry of one service instance, and the observers that feed it.
+///
+/// No global metrics system is involved, so every application (and every test) has its own registry.
+public final class PlatformMetrics: Sendable {
+    /// Where the metrics live.
+    public let registry: PrometheusCollectorRegistry
+
+    /// Creates an empty registry.
+    public init() {
+        self.registry = PrometheusCollectorRegistry()
+    }
+
+    /// The registry in Prometheus text format.
+    public func render() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+
+    /// Gauges `db_pool_connections{pool,state}` and `db_pool_waiters{pool}`, and counter `db_pool_timeouts_total`.
+    public func poolObserver(pool: String) -> ConnectionPoolObserver {
+        let idle = registry.makeGauge(name: "db_pool_connections", labels: [("pool", pool), ("state", "idle")])
+        let inUse = registry.makeGauge(name: "db_pool_connections", labels: [("pool", pool), ("state", "in_use")])
+        let waiting = registry.makeGauge(name: "db_pool_waiters", labels: [("pool", pool)])
+        let timeouts = registry.makeCounter(name: "db_pool_timeouts_total", labels: [("pool", pool)])
+        return ConnectionPoolObserver(
+            onChange: { idleCount, inUseCount, waitingCount in
+                idle.set(Double(idleCount))
+                inUse.set(Double(inUseCount))
+                waiting.set(Double(waitingCount))
+            },
+            onTimeout: { timeouts.increment() }
+        )
+    }
+
+    /// Counter `stream_entries_total{stream,outcome}` with outcomes processed, failed and dead_lettered.
+    public func streamObserver(stream: String) -> StreamWorkerObserver {
+        let counter = { (outcome: String) in
+            self.registry.makeCounter(name: "stream_entries_total", labels: [("stream", stream), ("outcome", outcome)])
+        }
+        let processed = counter("processed"), failed = counter("failed"), dead = counter("dead_lettered")
+        return StreamWorkerObserver(
+            onProcessed: { processed.increment(by: Int64($0)) },
+            onFailed: { failed.increment(by: Int64($0)) },
+            onDeadLettered: { dead.increment(by: Int64($0)) }
+        )
+    }
+}
+
+/// Counts requests (`http_requests_total{route,method,status}`) and times them
+/// (`http_request_duration_seconds{route,method}`), by route pattern rather than raw path.
+public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    private let metrics: PlatformMetrics
+    private static var buckets: [Duration] {
+        [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
+    }
+
+    /// Creates the middleware.
+    public init(metrics: PlatformMetrics) {
+        self.metrics = metrics
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let status: Int
+        do {
+            let response = try await next(request, context)
+            status = Int(response.status.code)
+            record(request: request, context: context, status: status, elapsed: .now - start)
+            return response
+        } catch {
+            record(request: request, context: context, status: 500, elapsed: .now - start)
+            throw error
+        }
+    }
+
+    private func record(request: Request, context: Context, status: Int, elapsed: Duration) {
+        let route = context.endpointPath ?? "unmatched"
+        let method = request.method.rawValue
+        metrics.registry.makeCounter(
+            name: "http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))]
+        ).increment()
+        metrics.registry.makeDurationHistogram(
+            name: "http_request_duration_seconds", labels: [("route", route), ("method", method)], buckets: Self.buckets
+        ).record(elapsed)
+    }
+}

@@ -1,0 +1,22 @@
+import Hummingbird
+import Logging
+
+/// A request context that carries the request id; the platform's middlewares work with any such context.
+public protocol RequestIDContext: RequestContext {
+    /// The id of this request, echoed in `X-Request-Id` and in error envelopes.
+    var requestID: String { get set }
+}
+
+/// The request context of the platform's services.
+public struct PlatformRequestContext: RequestIDContext {
+    public var coreContext: CoreRequestContextStorage
+    public var requestID: String
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.requestID = ""
+    }
+
+    /// JSON bodies over 1 MB are refused with 413 (the contract's limit for JSON requests).
+    public var maxUploadSize: Int { 1024 * 1024 }
+}

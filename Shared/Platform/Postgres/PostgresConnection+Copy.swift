@@ -1,0 +1,92 @@
+import AsyncAlgorithms
+
+extension PostgresConnection {
+    /// Streams the output of a `COPY ... TO STDOUT` statement in chunks of whole rows of about `chunkSize` bytes.
+    ///
+    /// Memory stays bounded: the next chunk is read only after `consume` returns. Returns the bytes read.
+    @discardableResult
+    public func copyOut(
+        _ sql: String, chunkSize: Int = 256 * 1024, into consume: (_ chunk: [UInt8]) async throws -> Void
+    ) async throws -> Int64 {
+        try await blocking { try self.startCopyBlocking(sql, expectingIn: false) }
+        var bytes: Int64 = 0
+        do {
+            while let chunk = try await blocking({ try self.readCopyChunkBlocking(limit: chunkSize) }) {
+                bytes += Int64(chunk.count)
+                try await consume(chunk)
+            }
+        } catch {
+            // The COPY was left half-read; the protocol state is not worth recovering.
+            close()
+            throw error
+        }
+        return bytes
+    }
+
+    /// Runs a `COPY ... FROM STDIN` statement fed by `produce`, and returns the number of rows stored.
+    ///
+    /// If `produce` throws, the COPY is aborted (nothing is stored) and the error is rethrown.
+    @discardableResult
+    public func copyIn(_ sql: String, from produce: (CopyInWriter) async throws -> Void) async throws -> Int64 {
+        try await blocking { try self.startCopyBlocking(sql, expectingIn: true) }
+        do {
+            try await produce(CopyInWriter(connection: self))
+        } catch {
+            _ = try? await blocking { try self.endCopyInBlocking(abortReason: "aborted by the client") }
+            throw error
+        }
+        return try await blocking { try self.endCopyInBlocking(abortReason: nil) }
+    }
+}
+
+/// Sends data into a running `COPY ... FROM STDIN`.
+public struct CopyInWriter: Sendable {
+    let connection: PostgresConnection
+
+    /// Sends bytes in COPY format (text or CSV as the statement says); rows may span calls.
+    public func write(_ bytes: [UInt8]) async throws {
+        guard !bytes.isEmpty else { return }
+        try await connection.blocking { try connection.putCopyDataBlocking(bytes) }
+    }
+}
+
+/// Moves data between two PostgreSQL connections with COPY, reading and writing at the same time.
+public enum PostgresCopyPipe {
+    /// Runs `sourceSQL` (`COPY ... TO STDOUT`) on `source` into `targetSQL` (`COPY ... FROM STDIN`) on `target`.
+    ///
+    /// One chunk is written while the next is read; at most two chunks are in memory. Returns rows stored.
+    @discardableResult
+    public static func copy(
+        from source: PostgresConnection, _ sourceSQL: String,
+        to target: PostgresConnection, _ targetSQL: String,
+        chunkSize: Int = 256 * 1024
+    ) async throws -> Int64 {
+        let chunks = AsyncThrowingChannel<[UInt8], any Error>()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await source.copyOut(sourceSQL, chunkSize: chunkSize) { chunk in
+                        await chunks.send(chunk)
+                        try Task.checkCancellation()
+                    }
+                    chunks.finish()
+                } catch {
+                    chunks.fail(error)
+                    throw error
+                }
+            }
+            do {
+                let rows = try await target.copyIn(targetSQL) { writer in
+                    for try await chunk in chunks {
+                        try await writer.write(chunk)
+                    }
+                }
+                try await group.waitForAll()
+                return rows
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+import Platform
+import ServiceLifecycle
+
+/// The servers `deploy/local.sh test` started, as the environment describes them.
+///
+/// When `PLATFORM_INTEGRATION=1` (set by `deploy/local.sh test` and so by CI) the integration tests run and a
+/// missing variable fails them; otherwise, without `POSTGRES_PORT`, they are disabled.
+public enum TestEnvironment {
+    static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// True when integration tests should run.
+    public static var isEnabled: Bool {
+        environment["PLATFORM_INTEGRATION"] == "1" || environment["POSTGRES_PORT"] != nil
+    }
+
+    /// Reads a required variable.
+    public static func require(_ name: String) throws -> String {
+        guard let value = environment[name], !value.isEmpty else { throw MissingVariable(name: name) }
+        return value
+    }
+
+    /// The platform database.
+    public static func postgres(applicationName: String = "platform-tests") throws -> PostgresConfiguration {
+        PostgresConfiguration(
+            host: try require("POSTGRES_HOST"), port: Int(try require("POSTGRES_PORT")) ?? 0,
+            username: try require("POSTGRES_USER"), password: environment["POSTGRES_PASSWORD"],
+            database: try require("POSTGRES_DATABASE"), sslMode: "disable", applicationName: applicationName)
+    }
+
+    /// The Redis server.
+    public static func redis() throws -> RedisConfiguration {
+        RedisConfiguration(host: try require("REDIS_HOST"), port: Int(try require("REDIS_PORT")) ?? 0)
+    }
+
+    /// Settings for booting a service against the test servers on a free port (`http.port` 0).
+    public static func serviceSettings(serviceName: String) async throws -> ServiceSettings {
+        let reader = try await ServiceSettings.makeReader(
+            arguments: [], environment: environment.merging(["HTTP_PORT": "0", "LOG_LEVEL": "warning"]) { _, new in new },
+            environmentFile: nil)
+        return ServiceSettings(reader: reader, serviceName: serviceName, defaultPort: 0)
+    }
+
+    /// Restarts PostgreSQL in place with the script `deploy/local.sh test` wrote; returns when it serves again.
+    public static func restartPostgres() throws {
+        try runScript(try require("PLATFORM_TEST_PG_RESTART"))
+    }
+
+    /// Restarts Redis in place (its data is lost: the test server is not durable); returns when it serves again.
+    public static func restartRedis() throws {
+        try runScript(try require("PLATFORM_TEST_REDIS_RESTART"))
+    }
+
+    private static func runScript(_ path: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw ScriptFailed(path: path, status: process.terminationStatus) }
+    }
+
+    /// A variable the integration tests need is not set.
+    public struct MissingVariable: Error, CustomStringConvertible {
+        /// Its name.
+        public let name: String
+        public var description: String { "\(name) is not set: run the tests through deploy/local.sh test" }
+    }
+
+    /// A helper script exited non-zero.
+    public struct ScriptFailed: Error, CustomStringConvertible {
+        /// The script.
+        public let path: String
+        /// Its exit status.
+        public let status: Int32
+        public var description: String { "\(path) exited with \(status)" }
+    }
+
+    /// A quiet logger for tests.
+    public static var logger: Logger {
+        var logger = Logger(label: "tests")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    /// A name unique to this test run, for schemas, databases and stream keys.
+    public static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)_\(UInt32.random(in: .min ... .max))_\(UInt32.random(in: .min ... .max))"
+    }
+}
+
+/// Runs `services` (pools, workers) in the background while `body` runs, then cancels them and waits.
+public func withServices<T: Sendable>(
+    _ services: [any Service], _ body: () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for service in services {
+            group.addTask { try await service.run() }
+        }
+        do {
+            let result = try await body()
+            group.cancelAll()
+            try await group.waitForAll()
+            return result
+        } catch {
+            group.cancelAll()
+            try? await group.waitForAll()
+            throw error
+        }
+    }
+}
+
+/// Polls `condition` until it is true or `timeout` passes; returns whether it became true.
+public func waitUntil(
+    timeout: Duration, interval: Duration = .milliseconds(20), _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}

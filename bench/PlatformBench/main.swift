@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import NIOPosix
+import Platform
+
+/// Benchmarks of the platform's building blocks; the scripts in `bench/` drive it and compare with baselines.
+@main
+struct PlatformBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "platform-bench",
+        abstract: "Benchmarks of the platform's building blocks.",
+        subcommands: [Copy.self]
+    )
+}
+
+/// Copies a table between two databases through the platform's COPY streams and prints rows and seconds.
+struct Copy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "COPY from one database to another through PostgresCopyPipe.")
+
+    @Option(help: "Source as libpq keywords: 'host=... port=... user=... password=... dbname=...'.")
+    var source: String
+
+    @Option(help: "Target as libpq keywords.")
+    var target: String
+
+    @Option(help: "The COPY ... TO STDOUT statement run on the source.")
+    var sourceSql: String
+
+    @Option(help: "The COPY ... FROM STDIN statement run on the target.")
+    var targetSql: String
+
+    @Option(help: "Bytes per chunk.")
+    var chunkSize: Int = 256 * 1024
+
+    func run() async throws {
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+        let sourceConnection = try await PostgresConnection.connect(try Self.configuration(source), threadPool: threadPool)
+        let targetConnection = try await PostgresConnection.connect(try Self.configuration(target), threadPool: threadPool)
+        let start = ContinuousClock.now
+        let rows = try await PostgresCopyPipe.copy(
+            from: sourceConnection, sourceSql, to: targetConnection, targetSql, chunkSize: chunkSize)
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        print("rows=\(rows) seconds=\(String(format: "%.4f", seconds))")
+        sourceConnection.close()
+        targetConnection.close()
+        try await threadPool.shutdownGracefully()
+    }
+
+    /// Parses `key=value` pairs separated by spaces (values without spaces).
+    static func configuration(_ keywords: String) throws -> PostgresConfiguration {
+        var values: [String: String] = [:]
+        for pair in keywords.split(separator: " ") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("expected key=value, got a malformed pair") }
+            values[parts[0]] = parts[1]
+        }
+        guard let user = values["user"], let database = values["dbname"] else {
+            throw ValidationError("user and dbname are required")
+        }
+        return PostgresConfiguration(
+            host: values["host"] ?? "127.0.0.1", port: Int(values["port"] ?? "5432") ?? 5432, username: user,
+            password: values["password"], database: database, sslMode: values["sslmode"] ?? "disable")
+    }
+}
