@@ -52,6 +52,7 @@ var targets: [Target] = [
         dependencies: [
             "Platform",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ],
         path: "Shared/PlatformTesting",
         swiftSettings: swiftSettings
@@ -71,11 +72,15 @@ var targets: [Target] = [
         swiftSettings: swiftSettings
     ),
     .testTarget(
+        name: "DeploymentTests",
+        dependencies: [.product(name: "Yams", package: "Yams")],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
         name: "IntegrationTests",
         dependencies: [
             "Platform", "PlatformTesting", "SharedModels",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "Yams", package: "Yams"),
         ] + services.map { .target(name: $0.module) },
         swiftSettings: swiftSettings
     ),

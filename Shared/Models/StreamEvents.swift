@@ -52,6 +52,17 @@ public struct JobRequest: StreamEvent, Equatable {
     /// When the job was requested.
     public var requestedAt: Date
 
+    enum CodingKeys: String, CodingKey {
+        case jobID = "job_id"
+        case kind
+        case runID = "run_id"
+        case taskID = "task_id"
+        case pipelineID = "pipeline_id"
+        case connectionID = "connection_id"
+        case parameters
+        case requestedAt = "requested_at"
+    }
+
     public var eventType: String { kind.rawValue }
 
     /// Creates a job request.
@@ -99,6 +110,19 @@ public struct RunEvent: StreamEvent, Equatable {
     /// When it happened.
     public var occurredAt: Date
 
+    enum CodingKeys: String, CodingKey {
+        case runID = "run_id"
+        case jobID = "job_id"
+        case taskID = "task_id"
+        case kind
+        case rowsRead = "rows_read"
+        case rowsWritten = "rows_written"
+        case bytes
+        case stageTimingsMS = "stage_timings_ms"
+        case error
+        case occurredAt = "occurred_at"
+    }
+
     public var eventType: String { kind.rawValue }
 
     /// Creates a run event.
@@ -141,6 +165,15 @@ public struct FileEvent: StreamEvent, Equatable {
     /// When it happened.
     public var occurredAt: Date
 
+    enum CodingKeys: String, CodingKey {
+        case kind
+        case fileID = "file_id"
+        case path
+        case size
+        case watchID = "watch_id"
+        case occurredAt = "occurred_at"
+    }
+
     public var eventType: String { kind.rawValue }
 
     /// Creates a file event.
@@ -171,6 +204,12 @@ public struct ConnectionEvent: StreamEvent, Equatable {
     /// When it happened.
     public var occurredAt: Date
 
+    enum CodingKeys: String, CodingKey {
+        case kind
+        case connectionID = "connection_id"
+        case occurredAt = "occurred_at"
+    }
+
     public var eventType: String { kind.rawValue }
 
     /// Creates a connection event.
@@ -199,6 +238,16 @@ public struct AuditEvent: StreamEvent, Equatable {
     public var details: [String: JSONValue]
     /// When it happened.
     public var occurredAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case actor
+        case action
+        case resource
+        case service
+        case outcome
+        case details
+        case occurredAt = "occurred_at"
+    }
 
     public var eventType: String { action }
 

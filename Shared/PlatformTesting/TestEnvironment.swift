@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import Platform
 import ServiceLifecycle
 
@@ -43,21 +44,20 @@ public enum TestEnvironment {
     }
 
     /// Restarts PostgreSQL in place with the script `deploy/local.sh test` wrote; returns when it serves again.
-    public static func restartPostgres() throws {
-        try runScript(try require("PLATFORM_TEST_PG_RESTART"))
+    public static func restartPostgres() async throws {
+        try await runScript(try require("PLATFORM_TEST_PG_RESTART"))
     }
 
     /// Restarts Redis in place (its data is lost: the test server is not durable); returns when it serves again.
-    public static func restartRedis() throws {
-        try runScript(try require("PLATFORM_TEST_REDIS_RESTART"))
+    public static func restartRedis() async throws {
+        try await runScript(try require("PLATFORM_TEST_REDIS_RESTART"))
     }
 
-    private static func runScript(_ path: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ScriptFailed(path: path, status: process.terminationStatus) }
+    /// Runs a script and waits for it on a blocking thread. Not Foundation's `Process`: its `waitUntilExit`
+    /// never returned here once the script had started a daemon (the restarted server) that kept its pipes.
+    private static func runScript(_ path: String) async throws {
+        let status = try await NIOThreadPool.singleton.runIfActive { system(path) }
+        guard status == 0 else { throw ScriptFailed(path: path, status: status) }
     }
 
     /// A variable the integration tests need is not set.

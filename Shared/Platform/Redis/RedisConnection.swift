@@ -96,9 +96,10 @@ public final class RedisConnection: PooledConnection, @unchecked Sendable {
         }
     }
 
-    /// True until an I/O error, EOF or timeout has been seen.
+    /// True until an I/O error, EOF or timeout has been seen, or the server has closed the idle socket.
     public var isReusable: Bool {
         !closed.load(ordering: .acquiring) && !broken.load(ordering: .acquiring) && context.pointee.err == 0
+            && platform_redis_socket_readable(context) == 0
     }
 
     /// Frees the connection. Idempotent.

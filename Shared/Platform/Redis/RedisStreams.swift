@@ -35,19 +35,18 @@ public struct StreamEntry: Sendable, Equatable {
     }
 }
 
-/// How typed events are laid out in stream entries: a `type` field and a JSON `payload` field.
+/// How typed events are laid out in stream entries: a `type` field and a JSON `payload` field
+/// (snake_case keys, as the models declare them).
 public enum StreamCodec {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         return encoder
     }()
 
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
         return decoder
     }()
 

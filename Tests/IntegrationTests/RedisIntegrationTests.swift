@@ -1,0 +1,170 @@
+import Foundation
+import Platform
+import PlatformTesting
+import SharedModels
+import Synchronization
+import Testing
+
+/// Records what a stream handler saw, from many tasks.
+final class DeliveryLog: Sendable {
+    private let state = Mutex<[String: Int]>([:])
+    func record(_ id: String) { state.withLock { $0[id, default: 0] += 1 } }
+    var distinct: Int { state.withLock { $0.count } }
+    var duplicates: Int { state.withLock { $0.values.filter { $0 > 1 }.count } }
+    func count(_ id: String) -> Int { state.withLock { $0[id] ?? 0 } }
+}
+
+extension Integration {
+    @Suite struct RedisTests {
+        func withRedis<T: Sendable>(_ body: (RedisClient) async throws -> T) async throws -> T {
+            let client = RedisClient(configuration: try TestEnvironment.redis(), logger: TestEnvironment.logger)
+            return try await withServices([client]) { try await body(client) }
+        }
+
+        func worker(
+            stream: String, consumer: String, visibility: Duration = .seconds(30), maxDeliveries: Int = 5,
+            handler: @escaping @Sendable (StreamEntry) async throws -> Void
+        ) throws -> StreamWorker {
+            StreamWorker(
+                configuration: StreamWorkerConfiguration(
+                    stream: stream, group: "testers", consumer: consumer, batchSize: 200, concurrency: 8,
+                    blockTime: .milliseconds(200), visibilityTimeout: visibility, reclaimInterval: .milliseconds(100),
+                    maxDeliveries: maxDeliveries),
+                redis: try TestEnvironment.redis(), logger: TestEnvironment.logger, handler: handler)
+        }
+
+        @Test func commandsAreBinarySafeAndPipelined() async throws {
+            try await withRedis { redis in
+                let key = TestEnvironment.uniqueName("key")
+                let value: [UInt8] = [0, 13, 10, 255, 32, 0]
+                try await redis.execute(bytes: [Array("SET".utf8), Array(key.utf8), value])
+                #expect(try await redis.execute(["GET", key]).bytes == value)
+                let replies = try await redis.pipeline([[Array("INCR".utf8), Array("\(key):n".utf8)],
+                                                         [Array("INCR".utf8), Array("\(key):n".utf8)],
+                                                         [Array("HGET".utf8), Array(key.utf8), Array("f".utf8)]])
+                #expect(replies[0] == .integer(1))
+                #expect(replies[1] == .integer(2))
+                if case .error = replies[2] {} else { Issue.record("expected WRONGTYPE, got \(replies[2])") }
+                let error = await #expect(throws: RedisError.self) { try await redis.execute(["HGET", key, "f"]) }
+                #expect(error?.code == .server("WRONGTYPE"))
+                try await redis.execute(["DEL", key, "\(key):n"])
+            }
+        }
+
+        @Test func typedEventsRoundTripThroughAStream() async throws {
+            try await withRedis { redis in
+                let event = RunEvent(runID: "run_7", jobID: "job-1", kind: .completed, rowsRead: 10, rowsWritten: 9,
+                                     bytes: 1234, stageTimingsMS: ["load": 12.5],
+                                     occurredAt: Date(timeIntervalSince1970: 1_700_000_000))
+                let id = try await StreamPublisher(redis: redis, maxLength: 1000).publish(event)
+                let reply = try await redis.execute(["XRANGE", PlatformStream.runEvents.rawValue, id, id])
+                let entry = try #require(reply.array?.first.flatMap(StreamCommands.entry))
+                #expect(entry.eventType == "completed")
+                #expect(try entry.decode(RunEvent.self) == event)
+                let json = String(decoding: entry["payload"] ?? [], as: UTF8.self)
+                #expect(json.contains(#""run_id":"run_7""#))
+            }
+        }
+
+        @Test func aGroupDeliversEachOf10kEntriesOnceAcrossTwoConsumers() async throws {
+            try await withRedis { redis in
+                let stream = TestEnvironment.uniqueName("stream")
+                let publisher = StreamPublisher(redis: redis, maxLength: 100_000)
+                let log = DeliveryLog()
+                let perConsumer = Mutex<[String: Int]>([:])
+                let workers = try ["a", "b"].map { consumer in
+                    try worker(stream: stream, consumer: consumer) { entry in
+                        log.record(entry.id)
+                        perConsumer.withLock { $0[consumer, default: 0] += 1 }
+                    }
+                }
+                try await withServices(workers) {
+                    for batch in 0..<10 {
+                        let entries = (0..<1000).map { [("n", Array(String(batch * 1000 + $0).utf8))] }
+                        try await publisher.append(stream: stream, entries: entries)
+                    }
+                    let done = await waitUntil(timeout: .seconds(60)) { log.distinct == 10_000 }
+                    #expect(done, "delivered \(log.distinct) of 10000")
+                    let settled = try await waitUntil(timeout: .seconds(10)) {
+                        try await redis.execute(["XPENDING", stream, "testers"]).array?.first?.int == 0
+                    }
+                    #expect(settled, "entries left unacknowledged")
+                }
+                #expect(log.duplicates == 0)
+                #expect(perConsumer.withLock { $0.values.reduce(0, +) } == 10_000)
+                try await redis.execute(["DEL", stream])
+            }
+        }
+
+        @Test func anEntryWhoseConsumerDiedIsClaimedByAnother() async throws {
+            try await withRedis { redis in
+                let stream = TestEnvironment.uniqueName("stream")
+                try await redis.execute(["XGROUP", "CREATE", stream, "testers", "0", "MKSTREAM"])
+                let id = try #require(try await redis.execute(["XADD", stream, "*", "job", "orphan"]).string)
+                // A consumer reads the entry and dies before acknowledging it.
+                let read = try await redis.execute(["XREADGROUP", "GROUP", "testers", "dead", "COUNT", "1", "STREAMS", stream, ">"])
+                #expect(try StreamCommands.readReply(read).map(\.id) == [id])
+                let log = DeliveryLog()
+                let survivor = try worker(stream: stream, consumer: "survivor", visibility: .milliseconds(300)) { entry in
+                    log.record(entry.id)
+                }
+                try await withServices([survivor]) {
+                    let claimed = await waitUntil(timeout: .seconds(10)) { log.count(id) == 1 }
+                    #expect(claimed)
+                    let settled = try await waitUntil(timeout: .seconds(5)) {
+                        try await redis.execute(["XPENDING", stream, "testers"]).array?.first?.int == 0
+                    }
+                    #expect(settled)
+                }
+                try await redis.execute(["DEL", stream])
+            }
+        }
+
+        @Test func anEntryThatKeepsFailingGoesToTheDeadLetterStream() async throws {
+            struct Failure: Error {}
+            try await withRedis { redis in
+                let stream = TestEnvironment.uniqueName("stream")
+                let log = DeliveryLog()
+                let failing = try worker(stream: stream, consumer: "c", visibility: .milliseconds(200), maxDeliveries: 3) { entry in
+                    log.record(entry.id)
+                    throw Failure()
+                }
+                try await withServices([failing]) {
+                    let id = try #require(try await redis.execute(["XADD", stream, "*", "job", "poison"]).string)
+                    let deadLettered = try await waitUntil(timeout: .seconds(15)) {
+                        try await redis.execute(["XLEN", "\(stream):dead-letter"]).int == 1
+                    }
+                    #expect(deadLettered)
+                    let dead = try await redis.execute(["XRANGE", "\(stream):dead-letter", "-", "+"])
+                    let entry = try #require(dead.array?.first.flatMap(StreamCommands.entry))
+                    #expect(entry["job"] == Array("poison".utf8))
+                    #expect(entry["dead_letter_source_id"] == Array(id.utf8))
+                    #expect(log.count(id) == 3)
+                    let pending = try await redis.execute(["XPENDING", stream, "testers"]).array?.first?.int
+                    #expect(pending == 0)
+                }
+                try await redis.execute(["DEL", stream, "\(stream):dead-letter"])
+            }
+        }
+
+        @Test func theWorkerAndClientResumeAfterARedisRestart() async throws {
+            try await withRedis { redis in
+                let stream = TestEnvironment.uniqueName("stream")
+                let log = DeliveryLog()
+                let consumer = try worker(stream: stream, consumer: "c") { entry in
+                    log.record(String(decoding: entry["n"] ?? [], as: UTF8.self))
+                }
+                try await withServices([consumer]) {
+                    try await redis.execute(["XADD", stream, "*", "n", "before"])
+                    #expect(await waitUntil(timeout: .seconds(10)) { log.count("before") == 1 })
+                    try await TestEnvironment.restartRedis()
+                    // The pooled connection died with the server; the client notices and connects again.
+                    try await redis.execute(["XADD", stream, "*", "n", "after"])
+                    let resumed = await waitUntil(timeout: .seconds(20)) { log.count("after") == 1 }
+                    #expect(resumed)
+                }
+                try await redis.execute(["DEL", stream])
+            }
+        }
+    }
+}
