@@ -104,7 +104,7 @@ extension Integration {
                             try await connection.query("INSERT INTO \(table) VALUES (\(2))")
                         }
                     }
-                    try await client.withTransaction { connection in
+                    _ = try await client.withTransaction { connection in
                         try await connection.query("INSERT INTO \(table) VALUES (\(3))")
                     }
                     let ids = try await client.query("SELECT id FROM \(table) ORDER BY id").map { try $0.decode("id", as: Int.self) }

@@ -13,6 +13,16 @@ public final class PlatformMetrics: Sendable {
         self.registry = PrometheusCollectorRegistry()
     }
 
+    static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+    static var poolConnections: MetricNameDescriptor { descriptor("db_pool_connections", "Open pooled connections by state.") }
+    static var poolWaiters: MetricNameDescriptor { descriptor("db_pool_waiters", "Tasks waiting for a pooled connection.") }
+    static var poolTimeouts: MetricNameDescriptor { descriptor("db_pool_timeouts_total", "Acquires that gave up waiting.") }
+    static var streamEntries: MetricNameDescriptor { descriptor("stream_entries_total", "Stream entries handled, by outcome.") }
+    static var httpRequests: MetricNameDescriptor { descriptor("http_requests_total", "HTTP requests by route, method and status.") }
+    static var httpDuration: MetricNameDescriptor { descriptor("http_request_duration_seconds", "HTTP request latency by route and method.") }
+
     /// The registry in Prometheus text format.
     public func render() -> [UInt8] {
         var buffer: [UInt8] = []
@@ -22,10 +32,10 @@ public final class PlatformMetrics: Sendable {
 
     /// Gauges `db_pool_connections{pool,state}` and `db_pool_waiters{pool}`, and counter `db_pool_timeouts_total`.
     public func poolObserver(pool: String) -> ConnectionPoolObserver {
-        let idle = registry.makeGauge(name: "db_pool_connections", labels: [("pool", pool), ("state", "idle")])
-        let inUse = registry.makeGauge(name: "db_pool_connections", labels: [("pool", pool), ("state", "in_use")])
-        let waiting = registry.makeGauge(name: "db_pool_waiters", labels: [("pool", pool)])
-        let timeouts = registry.makeCounter(name: "db_pool_timeouts_total", labels: [("pool", pool)])
+        let idle = registry.makeGauge(descriptor: Self.poolConnections, labels: [("pool", pool), ("state", "idle")])
+        let inUse = registry.makeGauge(descriptor: Self.poolConnections, labels: [("pool", pool), ("state", "in_use")])
+        let waiting = registry.makeGauge(descriptor: Self.poolWaiters, labels: [("pool", pool)])
+        let timeouts = registry.makeCounter(descriptor: Self.poolTimeouts, labels: [("pool", pool)])
         return ConnectionPoolObserver(
             onChange: { idleCount, inUseCount, waitingCount in
                 idle.set(Double(idleCount))
@@ -39,7 +49,7 @@ public final class PlatformMetrics: Sendable {
     /// Counter `stream_entries_total{stream,outcome}` with outcomes processed, failed and dead_lettered.
     public func streamObserver(stream: String) -> StreamWorkerObserver {
         let counter = { (outcome: String) in
-            self.registry.makeCounter(name: "stream_entries_total", labels: [("stream", stream), ("outcome", outcome)])
+            self.registry.makeCounter(descriptor: Self.streamEntries, labels: [("stream", stream), ("outcome", outcome)])
         }
         let processed = counter("processed"), failed = counter("failed"), dead = counter("dead_lettered")
         return StreamWorkerObserver(
@@ -82,10 +92,10 @@ public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         let route = context.endpointPath ?? "unmatched"
         let method = request.method.rawValue
         metrics.registry.makeCounter(
-            name: "http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))]
+            descriptor: PlatformMetrics.httpRequests, labels: [("route", route), ("method", method), ("status", String(status))]
         ).increment()
         metrics.registry.makeDurationHistogram(
-            name: "http_request_duration_seconds", labels: [("route", route), ("method", method)], buckets: Self.buckets
+            descriptor: PlatformMetrics.httpDuration, labels: [("route", route), ("method", method)], buckets: Self.buckets
         ).record(elapsed)
     }
 }
