@@ -81,7 +81,7 @@ final class FakeConnection: PooledConnection {
         let (pool, _) = makePool(max: 1, timeout: .milliseconds(200))
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await pool.run() }
-            try? await pool.withConnection { _ in
+            _ = try? await pool.withConnection { _ in
                 await #expect(throws: ConnectionPoolError.self) {
                     try await pool.withConnection { _ in }
                 }

@@ -56,3 +56,4 @@ import Testing
         #expect(!settings.redis.description.contains("r3dis-pw"))
     }
 }
+

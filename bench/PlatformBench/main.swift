@@ -40,8 +40,7 @@ struct Copy: AsyncParsableCommand {
         let start = ContinuousClock.now
         let rows = try await PostgresCopyPipe.copy(
             from: sourceConnection, sourceSql, to: targetConnection, targetSql, chunkSize: chunkSize)
-        let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - start).secondsValue
         print("rows=\(rows) seconds=\(String(format: "%.4f", seconds))")
         sourceConnection.close()
         targetConnection.close()

@@ -84,7 +84,7 @@ public struct HealthController<Context: RequestContext>: Sendable {
             return first
         }
         let elapsed = ContinuousClock.now - start
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let milliseconds = elapsed.secondsValue * 1000
         return ComponentHealth(status: failure == nil ? "healthy" : "unhealthy",
                                latencyMS: (milliseconds * 100).rounded() / 100, error: failure)
     }

@@ -148,8 +148,7 @@ public final class StreamWorker: Service, Sendable {
 
     /// Moves over-delivered entries to the dead-letter stream, then claims the rest of the abandoned ones.
     private func reclaim(_ session: Session) async throws -> [StreamEntry] {
-        let idle = String(Int64(configuration.visibilityTimeout.components.seconds * 1000
-            + configuration.visibilityTimeout.components.attoseconds / 1_000_000_000_000_000))
+        let idle = String(configuration.visibilityTimeout.wholeMilliseconds)
         let pending = try StreamCommands.pendingReply(try await session.execute([
             "XPENDING", configuration.stream, configuration.group, "IDLE", idle, "-", "+", String(configuration.batchSize),
         ]))
@@ -245,8 +244,7 @@ public final class StreamWorker: Service, Sendable {
         }
 
         func readNew() async throws -> [StreamEntry] {
-            let block = configuration.blockTime.components.seconds * 1000
-                + configuration.blockTime.components.attoseconds / 1_000_000_000_000_000
+            let block = configuration.blockTime.wholeMilliseconds
             return try StreamCommands.readReply(try await execute([
                 "XREADGROUP", "GROUP", configuration.group, configuration.consumer,
                 "COUNT", String(configuration.batchSize), "BLOCK", String(max(1, block)),
