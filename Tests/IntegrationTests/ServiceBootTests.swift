@@ -34,9 +34,7 @@ extension Integration {
             try await app.test(.live) { client in
                 try await client.execute(uri: "/health/ready", method: .get) { response in
                     #expect(response.status == .ok)
-                    let decoder = JSONDecoder()
-                    decoder.dateDecodingStrategy = .iso8601
-                    let readiness = try decoder.decode(ReadinessStatus.self, from: Data(buffer: response.body))
+                    let readiness = try JSONDecoder.platform.decode(ReadinessStatus.self, from: Data(buffer: response.body))
                     #expect(readiness.components["database"]?.status == "healthy")
                     #expect(readiness.components["redis"]?.status == "healthy")
                 }
@@ -48,7 +46,7 @@ extension Integration {
                 }
                 try await client.execute(uri: "/no/such/route", method: .get) { response in
                     #expect(response.status == .notFound)
-                    let body = try JSONDecoder().decode(ErrorEnvelope.self, from: Data(buffer: response.body))
+                    let body = try JSONDecoder.platform.decode(ErrorEnvelope.self, from: Data(buffer: response.body))
                     #expect(body.error.code == .resourceNotFound)
                 }
             }

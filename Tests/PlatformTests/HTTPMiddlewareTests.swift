@@ -29,7 +29,7 @@ import Testing
     }
 
     private func envelope(_ response: TestResponse) throws -> ErrorEnvelope {
-        try JSONDecoder().decode(ErrorEnvelope.self, from: Data(buffer: response.body))
+        try JSONDecoder.platform.decode(ErrorEnvelope.self, from: Data(buffer: response.body))
     }
 
     @Test func unknownErrorsBecomeOpaque500s() async throws {
@@ -101,17 +101,13 @@ import Testing
         try await app().test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .ok)
-                let decoder = JSONDecoder()
-                decoder.dateDecodingStrategy = .iso8601
-                let health = try decoder.decode(HealthStatus.self, from: Data(buffer: response.body))
+                let health = try JSONDecoder.platform.decode(HealthStatus.self, from: Data(buffer: response.body))
                 #expect(health.status == "healthy")
                 #expect(health.version == "9.9.9")
             }
             try await client.execute(uri: "/health/ready", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
-                let decoder = JSONDecoder()
-                decoder.dateDecodingStrategy = .iso8601
-                let readiness = try decoder.decode(ReadinessStatus.self, from: Data(buffer: response.body))
+                let readiness = try JSONDecoder.platform.decode(ReadinessStatus.self, from: Data(buffer: response.body))
                 #expect(readiness.components["database"]?.status == "healthy")
                 #expect(readiness.components["redis"]?.status == "unhealthy")
                 #expect(readiness.components["redis"]?.error?.contains("internal detail") == false)

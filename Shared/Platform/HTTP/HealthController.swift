@@ -92,9 +92,7 @@ public struct HealthController<Context: RequestContext>: Sendable {
 
 /// A JSON response with the platform's encoding (ISO dates).
 public func JSONResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.dateEncodingStrategy = .iso8601
-    let body = try encoder.encode(value)
+    let body = try JSONEncoder.platform.encode(value)
     return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                     body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }

@@ -58,7 +58,7 @@ public struct ErrorEnvelopeMiddleware<Context: RequestIDContext>: RouterMiddlewa
     public static func response(for error: APIError, requestID: String) -> Response {
         let envelope = ErrorEnvelope(error: .init(
             code: error.code, message: error.message, details: error.details, requestID: requestID))
-        let body = (try? JSONEncoder().encode(envelope)) ?? Data()
+        let body = (try? JSONEncoder.platform.encode(envelope)) ?? Data()
         var headers = error.headers
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))

@@ -139,12 +139,12 @@ public struct PostgresJSON<Value: Codable & Sendable>: PostgresEncodable, Postgr
     }
 
     public var postgresText: String? {
-        (try? JSONEncoder.postgres.encode(value)).map { String(decoding: $0, as: UTF8.self) }
+        (try? JSONEncoder.platform.encode(value)).map { String(decoding: $0, as: UTF8.self) }
     }
 
     public init(postgresText: String) throws {
         do {
-            self.value = try JSONDecoder.postgres.decode(Value.self, from: Data(postgresText.utf8))
+            self.value = try JSONDecoder.platform.decode(Value.self, from: Data(postgresText.utf8))
         } catch {
             throw PostgresDecodingError(Value.self)
         }
@@ -198,7 +198,9 @@ public struct PostgresBytes: PostgresEncodable, PostgresDecodable, Equatable {
 }
 
 extension JSONEncoder {
-    static var postgres: JSONEncoder {
+    /// The platform's JSON encoding everywhere (HTTP bodies, stream payloads, json columns): ISO 8601 dates,
+    /// sorted keys.
+    public static var platform: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = .sortedKeys
@@ -207,7 +209,8 @@ extension JSONEncoder {
 }
 
 extension JSONDecoder {
-    static var postgres: JSONDecoder {
+    /// The counterpart of ``JSONEncoder/platform``.
+    public static var platform: JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return decoder

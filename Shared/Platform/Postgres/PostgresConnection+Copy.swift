@@ -10,10 +10,14 @@ extension PostgresConnection {
     ) async throws -> Int64 {
         try await blocking { try self.startCopyBlocking(sql, expectingIn: false) }
         var bytes: Int64 = 0
+        var finished = false
         do {
-            while let chunk = try await blocking({ try self.readCopyChunkBlocking(limit: chunkSize) }) {
-                bytes += Int64(chunk.count)
-                try await consume(chunk)
+            while !finished {
+                let chunk = try await blocking { try self.readCopyChunkBlocking(limit: chunkSize) }
+                finished = chunk.finished
+                guard !chunk.rows.isEmpty else { continue }
+                bytes += Int64(chunk.rows.count)
+                try await consume(chunk.rows)
             }
         } catch {
             // The COPY was left half-read; the protocol state is not worth recovering.

@@ -12,8 +12,6 @@ public final class PostgresConnection: @unchecked Sendable {
     private let cancelHandle: OpaquePointer?
     private let threadPool: NIOThreadPool
     private let closed = Atomic<Bool>(false)
-    // Touched only by the task that holds the connection, one blocking call at a time.
-    private var copyOutEnded = false
 
     private init(handle: OpaquePointer, threadPool: NIOThreadPool) {
         self.handle = handle
@@ -223,12 +221,8 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
-    /// Reads whole rows until at least `limit` bytes are gathered; `nil` once the COPY has ended.
-    func readCopyChunkBlocking(limit: Int) throws -> [UInt8]? {
-        if copyOutEnded {
-            copyOutEnded = false
-            return nil
-        }
+    /// Reads whole rows until at least `limit` bytes are gathered or the COPY ends (`finished`).
+    func readCopyChunkBlocking(limit: Int) throws -> (rows: [UInt8], finished: Bool) {
         var chunk = [UInt8]()
         chunk.reserveCapacity(limit + 4096)
         while chunk.count < limit {
@@ -241,14 +235,12 @@ public final class PostgresConnection: @unchecked Sendable {
                 PQfreemem(buffer)
             } else if length == -1 {
                 try finishCommandBlocking()
-                // The last rows come back now; the end is reported by the next call.
-                copyOutEnded = !chunk.isEmpty
-                return chunk.isEmpty ? nil : chunk
+                return (chunk, true)
             } else {
                 throw connectionLostError()
             }
         }
-        return chunk
+        return (chunk, false)
     }
 
     /// Sends one chunk of COPY data.

@@ -38,17 +38,8 @@ public struct StreamEntry: Sendable, Equatable {
 /// How typed events are laid out in stream entries: a `type` field and a JSON `payload` field
 /// (snake_case keys, as the models declare them).
 public enum StreamCodec {
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        return encoder
-    }()
-
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
-    }()
+    static let encoder = JSONEncoder.platform
+    static let decoder = JSONDecoder.platform
 
     /// The entry fields of an event.
     public static func fields(of event: some StreamEvent) throws -> [(String, [UInt8])] {
