@@ -1,14 +1,19 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-/// The six services: (directory and module name, executable product name).
-let services: [(module: String, product: String)] = [
-    ("AuthGateway", "auth-gateway"),
-    ("ConnectionsVault", "connections-vault"),
-    ("Scheduler", "scheduler"),
-    ("PipelineRunner", "pipeline-runner"),
-    ("FileStorage", "file-storage"),
-    ("Observability", "observability"),
+/// The six services: (directory and module name, executable product name, dependencies beyond the shared ones).
+let services: [(module: String, product: String, dependencies: [Target.Dependency])] = [
+    ("AuthGateway", "auth-gateway", [
+        .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "JWTKit", package: "jwt-kit"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+    ]),
+    ("ConnectionsVault", "connections-vault", []),
+    ("Scheduler", "scheduler", []),
+    ("PipelineRunner", "pipeline-runner", []),
+    ("FileStorage", "file-storage", []),
+    ("Observability", "observability", []),
 ]
 
 let swiftSettings: [SwiftSetting] = [
@@ -43,6 +48,8 @@ var targets: [Target] = [
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ],
         path: "Shared/Platform",
         swiftSettings: swiftSettings
@@ -72,6 +79,16 @@ var targets: [Target] = [
         swiftSettings: swiftSettings
     ),
     .testTarget(
+        name: "AuthGatewayTests",
+        dependencies: [
+            "AuthGateway", "Platform", "SharedModels",
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
         name: "DeploymentTests",
         dependencies: [.product(name: "Yams", package: "Yams")],
         swiftSettings: swiftSettings
@@ -81,6 +98,10 @@ var targets: [Target] = [
         dependencies: [
             "Platform", "PlatformTesting", "SharedModels",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ] + services.map { .target(name: $0.module) },
         swiftSettings: swiftSettings
     ),
@@ -94,7 +115,7 @@ var products: [Product] = [
 for service in services {
     targets.append(.target(
         name: service.module,
-        dependencies: ["Platform", "SharedModels", hummingbird],
+        dependencies: ["Platform", "SharedModels", hummingbird] + service.dependencies,
         path: "Services/\(service.module)/\(service.module)",
         resources: [.copy("Migrations")],
         swiftSettings: swiftSettings
@@ -125,6 +146,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: targets
 )

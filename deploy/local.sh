@@ -26,6 +26,9 @@
 #   ADMIN_USERNAME [admin]                first administrator, seeded by auth-gateway
 #   ADMIN_PASSWORD [generated once into .data/secrets/admin.password]
 #   ADMIN_EMAIL [admin@localhost]
+#   AUTH_JWT_PRIVATE_KEY_FILE [generated once into .data/secrets/jwt-ed25519.key]  the gateway's signing key
+#                                         (base64 of a 32-byte Ed25519 seed, or PEM); the other services fetch
+#                                         the public key from the gateway's /.well-known/jwks.json
 #   LOG_LEVEL [info]  LOG_FORMAT [json]   passed to every service
 #   POSTGRES_POOL_SIZE [service default 8]  passed through when set
 #   PLATFORM_READY_TIMEOUT [120]          seconds `up` waits for every /health/ready
@@ -62,6 +65,7 @@ PG_DATA=$DATA_DIR/postgres
 PG_SOCKET=$DATA_DIR/pg-socket
 REDIS_DIR=$DATA_DIR/redis
 SECRETS_DIR=$DATA_DIR/secrets
+JWT_KEY_FILE=${AUTH_JWT_PRIVATE_KEY_FILE:-$SECRETS_DIR/jwt-ed25519.key}
 RUN_DIR=$DATA_DIR/run
 LOG_DIR=$DATA_DIR/logs
 PG_ROLE=platform
@@ -192,6 +196,7 @@ start_service() {
         export HTTP_HOST=127.0.0.1 HTTP_PORT=$port
         if [[ $name == auth-gateway ]]; then
             export ADMIN_USERNAME ADMIN_PASSWORD ADMIN_EMAIL
+            export AUTH_JWT_PRIVATE_KEY_FILE=$JWT_KEY_FILE
             local s var
             for s in "${SERVICES[@]}"; do
                 [[ $s == auth-gateway ]] && continue
@@ -199,7 +204,8 @@ start_service() {
                 export "${var^^}=http://127.0.0.1:$(service_port "$s")"
             done
         else
-            unset ADMIN_USERNAME ADMIN_PASSWORD ADMIN_EMAIL
+            unset ADMIN_USERNAME ADMIN_PASSWORD ADMIN_EMAIL AUTH_JWT_PRIVATE_KEY_FILE AUTH_JWT_PRIVATE_KEY
+            export AUTH_JWKS_URL=http://127.0.0.1:$(service_port auth-gateway)/.well-known/jwks.json
         fi
         cd -- "$ROOT"
         exec setsid "$SELF" __supervise "$name" "$BIN_DIR/$name" </dev/null >>"$log" 2>&1
@@ -238,6 +244,11 @@ cmd_up() {
         ADMIN_PASSWORD=$(secret_file "$SECRETS_DIR/admin.password")
         admin_password_source=$SECRETS_DIR/admin.password
     fi
+    if [[ ! -s $JWT_KEY_FILE ]]; then
+        (umask 077 && head -c 32 /dev/urandom | base64 >"$JWT_KEY_FILE.tmp" && mv -f -- "$JWT_KEY_FILE.tmp" "$JWT_KEY_FILE") ||
+            die "cannot write $JWT_KEY_FILE"
+    fi
+    chmod 600 -- "$JWT_KEY_FILE"
 
     start_postgres "$PG_DATA" "$PG_PORT" "$PG_SOCKET" "$PG_ROLE" "$pg_password" "$PG_DATABASE" durable ||
         die "PostgreSQL did not start"

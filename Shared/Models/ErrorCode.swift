@@ -11,6 +11,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case duplicateResource = "DUPLICATE_RESOURCE"
     case payloadTooLarge = "PAYLOAD_TOO_LARGE"
     case rateLimitExceeded = "RATE_LIMIT_EXCEEDED"
+    /// Too many failed logins: the account is locked for a while (429 with `Retry-After`).
+    case accountLocked = "ACCOUNT_LOCKED"
     case connectorError = "CONNECTOR_ERROR"
     case pipelineExecutionError = "PIPELINE_EXECUTION_ERROR"
     case llmGenerationError = "LLM_GENERATION_ERROR"

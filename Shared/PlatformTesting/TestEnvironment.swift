@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import Platform
 import ServiceLifecycle
@@ -36,9 +37,10 @@ public enum TestEnvironment {
     }
 
     /// Settings for booting a service against the test servers on a free port (`http.port` 0).
-    public static func serviceSettings(serviceName: String) async throws -> ServiceSettings {
+    public static func serviceSettings(serviceName: String, overrides: [String: String] = [:]) async throws -> ServiceSettings {
         let reader = try await ServiceSettings.makeReader(
-            arguments: [], environment: environment.merging(["HTTP_PORT": "0", "LOG_LEVEL": "warning"]) { _, new in new },
+            arguments: [],
+            environment: environment.merging(["HTTP_PORT": "0", "LOG_LEVEL": "warning"].merging(overrides) { _, new in new }) { _, new in new },
             environmentFile: nil)
         return ServiceSettings(reader: reader, serviceName: serviceName, defaultPort: 0)
     }
@@ -120,4 +122,15 @@ public func waitUntil(
         try? await Task.sleep(for: interval)
     }
     return try await condition()
+}
+
+extension TestEnvironment {
+    /// A loopback TCP port that was free a moment ago (the kernel picked it; it is closed again at once).
+    public static func freePort() throws -> Int {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? channel.close().wait() }
+        guard let port = channel.localAddress?.port else { throw MissingVariable(name: "a free port") }
+        return port
+    }
 }

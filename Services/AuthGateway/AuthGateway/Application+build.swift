@@ -1,6 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import JWTKit
 import Logging
+import NIOCore
+import NIOPosix
 import Platform
 
 /// `auth-gateway`: users, sessions, tokens and rate limits; the only public entry, proxying to the other services.
@@ -17,7 +21,58 @@ public enum AuthGatewayService {
         let platform = PlatformServices(
             settings: settings, logger: logger, schema: schema,
             migrations: try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil)))
-        let router = platform.makeRouter()
-        return platform.makeApplication(router: router)
+        let configuration = try GatewayConfiguration(reader: settings.config)
+
+        let signer = await AccessTokenSigner(privateKey: try signingKey(configuration, logger: logger))
+        let verifier = await AccessTokenVerifier(publicKey: signer.publicKey)
+        let state = RedisAccessStateStore(redis: platform.redis)
+        let tokens = TokenService(
+            signer: signer, refreshTokens: try PostgresRefreshTokenStore(postgres: platform.postgres, schema: schema), state: state,
+            accessLifetime: configuration.accessTokenLifetime, refreshLifetime: configuration.refreshTokenLifetime)
+        let accounts = AccountService(
+            users: try PostgresUserRepository(postgres: platform.postgres, schema: schema),
+            passwords: PasswordHasher(cost: configuration.bcryptCost, threadPool: .singleton),
+            tokens: tokens, lockoutThreshold: configuration.lockoutThreshold, lockoutDuration: configuration.lockoutDuration)
+
+        let httpClient = makeHTTPClient(configuration)
+        let serviceChecks = Upstream.allCases.compactMap { upstream in
+            configuration.upstreams[upstream].map { GatewayRoutes.serviceCheck(upstream, base: $0, httpClient: httpClient) }
+        }
+
+        let router = try await platform.makeRouter()
+        router.middlewares.add(GatewayAccessMiddleware(
+            policy: .standard, rateLimits: configuration.rateLimits, verifier: verifier, state: state,
+            trustForwardedFor: configuration.trustForwardedFor))
+        AuthController(accounts: accounts).addRoutes(to: router.group("api/v1/auth"))
+        UsersController(accounts: accounts).addRoutes(to: router.group("api/v1/users"))
+        GatewayRoutes(
+            signer: signer, proxy: GatewayProxy(httpClient: httpClient, upstreams: configuration.upstreams),
+            health: HealthController(version: settings.version, checks: platform.healthChecks + serviceChecks, metrics: platform.metrics)
+        ).addRoutes(to: router)
+
+        return platform.makeApplication(
+            responder: GatewayResponder(router: router.buildResponder(), cors: CORSPolicy(origins: configuration.corsOrigins)),
+            services: [HTTPClientService(client: httpClient)],
+            afterMigration: { try await accounts.bootstrapAdmin(configuration.bootstrapAdmin, logger: logger) })
+    }
+
+    /// The configured signing key, or a new one for this process (tokens then die with it, and replicas
+    /// cannot verify each other's tokens: fine for a try-out, wrong for a deployment).
+    private static func signingKey(_ configuration: GatewayConfiguration, logger: Logger) throws -> EdDSA.PrivateKey {
+        if let text = configuration.signingKey { return try AccessTokenSigner.privateKey(from: text) }
+        logger.warning("no auth.jwt.private_key configured: using a key generated for this process only")
+        return try EdDSA.PrivateKey()
+    }
+
+    /// The client that carries proxied requests: many connections per service (the default of 8 caps the
+    /// gateway's concurrency), no redirect following (the client must see them), a read timeout for 504.
+    private static func makeHTTPClient(_ configuration: GatewayConfiguration) -> HTTPClient {
+        var clientConfiguration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .init(configuration.upstreamConnectTimeout), read: .init(configuration.upstreamReadTimeout)),
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128),
+            decompression: .disabled)
+        clientConfiguration.httpVersion = .http1Only
+        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: clientConfiguration)
     }
 }

@@ -17,7 +17,7 @@ public enum PipelineRunnerService {
         let platform = PlatformServices(
             settings: settings, logger: logger, schema: schema,
             migrations: try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil)))
-        let router = platform.makeRouter()
+        let router = try await platform.makeRouter(authenticating: true)
         return platform.makeApplication(router: router)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import JWTKit
 import Logging
 import ServiceLifecycle
 
@@ -47,14 +48,29 @@ public struct PlatformServices: Sendable {
     }
 
     /// A router with the standard middleware (metrics, request id, error envelope) and routes
-    /// (`/health`, `/health/ready`, `/metrics`).
-    public func makeRouter() -> Router<PlatformRequestContext> {
+    /// (`/health`, `/health/ready`, `/metrics`). With `authenticating`, every `/api/` request must carry an
+    /// access token that verifies with ``accessTokenKeys()`` (the services behind the gateway trust no network).
+    public func makeRouter(authenticating: Bool = false) async throws -> Router<PlatformRequestContext> {
         let router = Router(context: PlatformRequestContext.self)
         router.middlewares.add(HTTPMetricsMiddleware(metrics: metrics))
         router.middlewares.add(RequestIDMiddleware())
         router.middlewares.add(ErrorEnvelopeMiddleware())
         HealthController(version: settings.version, checks: healthChecks, metrics: metrics).addRoutes(to: router)
+        if authenticating { router.middlewares.add(AccessTokenMiddleware(keys: try await accessTokenKeys())) }
         return router
+    }
+
+    /// The keys access tokens are verified with: the gateway's public key from `auth.jwt.public_key`
+    /// (base64 of the raw Ed25519 key) when set, else the gateway's JWKS document at `auth.jwks.url`.
+    public func accessTokenKeys() async throws -> AccessTokenKeys {
+        if let text = settings.config.string(forKey: "auth.jwt.public_key"), !text.isEmpty {
+            guard let raw = Data(base64URLOrBase64: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw AccessTokenSigner.InvalidKey(reason: "auth.jwt.public_key is not base64")
+            }
+            return AccessTokenKeys(verifier: await AccessTokenVerifier(publicKey: try EdDSA.PublicKey(x: raw.base64URLEncodedString(), curve: .ed25519)))
+        }
+        return AccessTokenKeys(jwksURL: settings.config.string(
+            forKey: "auth.jwks.url", default: "http://127.0.0.1:8000/.well-known/jwks.json"))
     }
 
     /// Migrates the schema and records this instance; runs before the server accepts requests.
@@ -69,13 +85,25 @@ public struct PlatformServices: Sendable {
     public func makeApplication(
         router: Router<PlatformRequestContext>, services: [any Service] = []
     ) -> some ApplicationProtocol {
+        makeApplication(responder: router.buildResponder(), services: services)
+    }
+
+    /// The application around any responder (a router wrapped in an outer layer); `afterMigration` runs once
+    /// the schema is migrated, before the server accepts requests.
+    public func makeApplication<Responder: HTTPResponder>(
+        responder: Responder, services: [any Service] = [],
+        afterMigration: @escaping @Sendable () async throws -> Void = {}
+    ) -> some ApplicationProtocol where Responder.Context == PlatformRequestContext {
         var app = Application(
-            router: router,
+            responder: responder,
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: settings.serviceName),
             services: [postgres, redis] + services,
             logger: logger
         )
-        app.beforeServerStarts { try await prepareDatabase() }
+        app.beforeServerStarts {
+            try await prepareDatabase()
+            try await afterMigration()
+        }
         return app
     }
 

@@ -28,10 +28,13 @@ public struct ServiceSettings: Sendable {
     public var logLevel: Logger.Level
     /// `json` (default) or `text` (`log.format`).
     public var logFormat: String
+    /// The reader the settings came from, for a service's own keys.
+    public let config: ConfigReader
 
     /// Reads the shared keys; `defaultPort` is the service's own default `http.port`.
     public init(reader: ConfigReader, serviceName: String, defaultPort: Int) {
         self.serviceName = serviceName
+        self.config = reader
         self.version = reader.string(forKey: "platform.version", default: PlatformVersion.current)
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier

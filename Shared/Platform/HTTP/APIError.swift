@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import SharedModels
 
 /// An error meant for the client: a status, a contract error code, a safe message and optional details.
@@ -51,6 +52,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
                             message: error.body ?? message(for: error.status), headers: error.headers)
         case let error as DecodingError:
             return decoding(error)
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, code: .payloadTooLarge, message: message(for: .contentTooLarge))
         default:
             return APIError(.internalServerError, code: .internalError, message: "Internal server error")
         }

@@ -8,13 +8,18 @@ public protocol RequestIDContext: RequestContext {
 }
 
 /// The request context of the platform's services.
-public struct PlatformRequestContext: RequestIDContext {
+public struct PlatformRequestContext: AuthenticatedRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var requestID: String
+    public var user: AuthenticatedUser?
+    /// The peer's IP address (`nil` in router tests).
+    public var clientAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.requestID = ""
+        self.user = nil
+        self.clientAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// JSON bodies over 1 MB are refused with 413 (the contract's limit for JSON requests).

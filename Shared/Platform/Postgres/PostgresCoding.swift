@@ -26,7 +26,8 @@ public struct PostgresDecodingError: Error, Sendable, CustomStringConvertible {
     public var column: String?
     public var description: String { "cannot decode \(column.map { "column \($0)" } ?? "value") as \(type)" }
 
-    init(_ type: Any.Type, column: String? = nil) {
+    /// A value of `type` (in `column`) could not be decoded.
+    public init(_ type: Any.Type, column: String? = nil) {
         self.type = String(describing: type)
         self.column = column
     }
@@ -203,7 +204,7 @@ extension JSONEncoder {
     public static var platform: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = .sortedKeys
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
 }

@@ -47,6 +47,29 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation {
             sql += "$\(binds.count)"
         }
 
+        /// Splices another query (a shared column list, a condition) into this one; its `$n` parameters are
+        /// renumbered after the ones already bound.
+        public mutating func appendInterpolation(_ fragment: PostgresQuery) {
+            let offset = binds.count
+            binds.append(contentsOf: fragment.binds)
+            guard offset > 0, !fragment.binds.isEmpty else {
+                sql += fragment.sql
+                return
+            }
+            var text = Substring(fragment.sql)
+            while let dollar = text.firstIndex(of: "$") {
+                sql += text[..<dollar]
+                let digits = text[text.index(after: dollar)...].prefix { $0.isASCII && $0.isNumber }
+                if let number = Int(digits) {
+                    sql += "$\(number + offset)"
+                } else {
+                    sql += "$"
+                }
+                text = text[text.index(dollar, offsetBy: 1 + digits.count)...]
+            }
+            sql += text
+        }
+
         /// Splices a validated, quoted identifier into the text.
         public mutating func appendInterpolation(_ identifier: PostgresIdentifier) {
             sql += identifier.quoted

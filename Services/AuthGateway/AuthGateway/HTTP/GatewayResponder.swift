@@ -1,0 +1,87 @@
+import HTTPTypes
+import Hummingbird
+import Platform
+
+/// The outermost layer of the gateway, around the router: serves the unversioned paths of the older
+/// documents (`/auth/*`, `/users*`, `/files*`) as their `/api/v1` routes, answers CORS, and adds the security
+/// headers to every response, errors included.
+struct GatewayResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.Context == PlatformRequestContext {
+    typealias Context = PlatformRequestContext
+
+    let router: Wrapped
+    let cors: CORSPolicy
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        if let preflight = cors.preflight(request) { return preflight }
+        var forwarded = request
+        if let path = request.head.path, let canonical = Self.canonicalPath(path) {
+            var head = request.head
+            head.path = canonical
+            forwarded = Request(head: head, body: request.body)
+        }
+        var response = try await router.respond(to: forwarded, context: context)
+        SecurityHeaders.apply(to: &response.headers, path: forwarded.uri.path)
+        cors.apply(to: &response.headers, request: request)
+        return response
+    }
+
+    /// The `/api/v1` path of an unversioned alias (query kept), or `nil` when the path is not an alias.
+    static func canonicalPath(_ path: String) -> String? {
+        for prefix in ["/auth", "/users", "/files"] where path.hasPrefix(prefix) {
+            let rest = path.dropFirst(prefix.count)
+            if rest.isEmpty || rest.first == "/" || rest.first == "?" { return "/api/v1" + path }
+        }
+        return nil
+    }
+}
+
+/// Headers that make browsers treat API answers as data only.
+enum SecurityHeaders {
+    static func apply(to headers: inout HTTPFields, path: String) {
+        headers[.xContentTypeOptions] = "nosniff"
+        headers[.xFrameOptions] = "DENY"
+        headers[.referrerPolicy] = "no-referrer"
+        if headers[.contentSecurityPolicy] == nil {
+            headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
+        }
+        if path.hasPrefix("/api/"), headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
+    }
+}
+
+/// Cross-origin access for browser clients from the configured origins (`*` allows any).
+struct CORSPolicy: Sendable {
+    let origins: [String]
+
+    private func allowedOrigin(_ request: Request) -> String? {
+        guard let origin = request.headers[.origin], origin != "null", !origins.isEmpty else { return nil }
+        if origins.contains("*") { return "*" }
+        return origins.contains(origin) ? origin : nil
+    }
+
+    /// The answer to a preflight `OPTIONS` from an allowed origin.
+    func preflight(_ request: Request) -> Response? {
+        guard request.method == .options, request.headers[.accessControlRequestMethod] != nil,
+              let origin = allowedOrigin(request) else { return nil }
+        return Response(status: .noContent, headers: [
+            .accessControlAllowOrigin: origin,
+            .accessControlAllowMethods: "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            .accessControlAllowHeaders: "Authorization, Content-Type, Accept, X-Request-Id",
+            .accessControlMaxAge: "600",
+            .vary: "Origin",
+        ])
+    }
+
+    /// Adds the CORS headers of an actual request from an allowed origin.
+    func apply(to headers: inout HTTPFields, request: Request) {
+        guard let origin = allowedOrigin(request) else { return }
+        headers[.accessControlAllowOrigin] = origin
+        headers[.accessControlExposeHeaders] = "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
+        headers[values: .vary].append("Origin")
+    }
+}
+
+extension HTTPField.Name {
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+}
