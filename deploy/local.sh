@@ -25,7 +25,7 @@
 #   PLATFORM_OBSERVABILITY_PORT [8005]
 #   ADMIN_USERNAME [admin]                first administrator, seeded by auth-gateway
 #   ADMIN_PASSWORD [generated once into .data/secrets/admin.password]
-#   ADMIN_EMAIL [admin@localhost]
+#   ADMIN_EMAIL [admin@platform.local]
 #   AUTH_JWT_PRIVATE_KEY_FILE [generated once into .data/secrets/jwt-ed25519.key]  the gateway's signing key
 #                                         (base64 of a 32-byte Ed25519 seed, or PEM); the other services fetch
 #                                         the public key from the gateway's /.well-known/jwks.json
@@ -236,7 +236,7 @@ cmd_up() {
     local pg_password
     pg_password=$(secret_file "$SECRETS_DIR/postgres.password")
     ADMIN_USERNAME=${ADMIN_USERNAME:-admin}
-    ADMIN_EMAIL=${ADMIN_EMAIL:-admin@localhost}
+    ADMIN_EMAIL=${ADMIN_EMAIL:-admin@platform.local}
     local admin_password_source
     if [[ -n ${ADMIN_PASSWORD:-} ]]; then
         admin_password_source="the ADMIN_PASSWORD you set"

@@ -228,6 +228,19 @@ extension Integration {
             }
         }
 
+        @Test func silentUpstreamIs504InTheEnvelope() async throws {
+            let slowPort = try TestEnvironment.freePort()
+            try await GatewayStack.run(
+                replace: ["OBSERVABILITY": "http://127.0.0.1:\(slowPort)"], extra: [EchoUpstream.app(port: slowPort)],
+                gatewaySettings: ["GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "1"]
+            ) { stack in
+                let user = try await stack.user()
+                let reply = try await stack.send(.GET, "/api/v1/observability/slow", token: user.access)
+                #expect(reply.status == 504)
+                #expect(reply.errorCode == "GATEWAY_TIMEOUT")
+            }
+        }
+
         @Test func removedMovedAndPublicPaths() async throws {
             try await GatewayStack.run { stack in
                 let tasks = try await stack.send(.POST, "/tasks/", json: ["title": "x"])
@@ -307,6 +320,11 @@ enum EchoUpstream {
             ]
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(data: try JSONSerialization.data(withJSONObject: summary))))
+        }
+        // Answers long after the gateway's read timeout in the 504 test.
+        router.get("api/v1/observability/slow") { _, _ -> String in
+            try await Task.sleep(for: .seconds(5))
+            return "late"
         }
         router.get("health") { _, _ in "ok" }
         return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), logger: TestEnvironment.logger)

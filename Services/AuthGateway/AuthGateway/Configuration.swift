@@ -56,7 +56,7 @@ struct GatewayConfiguration: Sendable {
         if let password = reader.string(forKey: "admin.password", isSecret: true), !password.isEmpty {
             bootstrapAdmin = BootstrapAdmin(
                 username: reader.string(forKey: "admin.username", default: "admin"),
-                email: reader.string(forKey: "admin.email", default: "admin@localhost"),
+                email: reader.string(forKey: "admin.email", default: "admin@platform.local"),
                 password: password)
         } else {
             bootstrapAdmin = nil

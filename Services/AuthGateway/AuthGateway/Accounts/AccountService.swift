@@ -112,9 +112,10 @@ struct AccountService: Sendable {
             let user = try await register(username: admin.username, email: admin.email, password: admin.password, fullName: "Administrator", role: .admin)
             logger.notice("created the first admin", metadata: ["user_id": "\(user.publicID)", "username": "\(user.username)"])
             return true
-        } catch let error as APIError where error.code == .duplicateResource {
-            // Another replica created it at the same moment, or a non-admin holds the name.
-            logger.warning("could not create the first admin", metadata: ["reason": "\(error.message)"])
+        } catch let error as APIError {
+            // Another replica created it at the same moment, a non-admin holds the name, or ADMIN_* is invalid:
+            // the gateway still serves, and the log says why there is no admin.
+            logger.error("could not create the first admin", metadata: ["reason": "\(error.message)"])
             return false
         }
     }
