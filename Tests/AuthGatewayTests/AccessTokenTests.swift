@@ -46,6 +46,21 @@ import Testing
         #expect(await rejection(token, verifier: AccessTokenVerifier(publicKey: signer.publicKey)) == .tokenExpired)
     }
 
+    @Test func aRememberedTokenStillExpires() async throws {
+        let signer = await signer()
+        let verifier = await AccessTokenVerifier(publicKey: signer.publicKey)
+        let issued = Date()
+        let token = try await signer.sign(claims(issuedAt: issued, lifetime: .seconds(60)))
+        #expect(try await verifier.verify(token, now: issued).userID == "user_7")
+        #expect(try await verifier.verify(token, now: issued.addingTimeInterval(30)).userID == "user_7")
+        do {
+            _ = try await verifier.verify(token, now: issued.addingTimeInterval(61))
+            Issue.record("an expired token was accepted from the cache")
+        } catch let error as APIError {
+            #expect(error.code == .tokenExpired)
+        }
+    }
+
     @Test func tokenOfAnotherKeyIsInvalid() async throws {
         let other = await AccessTokenSigner(privateKey: try EdDSA.PrivateKey())
         let token = try await other.sign(claims())

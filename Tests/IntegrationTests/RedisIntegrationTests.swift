@@ -51,6 +51,32 @@ extension Integration {
             }
         }
 
+        /// Concurrent callers share round trips (automatic pipelining); each must get exactly its own replies,
+        /// in its own order, and an error reply stays with the caller that caused it.
+        @Test func concurrentCallersGetTheirOwnRepliesFromSharedRoundTrips() async throws {
+            try await withRedis { redis in
+                let prefix = TestEnvironment.uniqueName("batch")
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for caller in 0..<200 {
+                        group.addTask {
+                            let key = "\(prefix):\(caller)"
+                            let replies = try await redis.pipeline([
+                                Array("SET \(key) v\(caller)".split(separator: " ").map { Array($0.utf8) }),
+                                [Array("APPEND".utf8), Array(key.utf8), Array("-x".utf8)],
+                                [Array("GET".utf8), Array(key.utf8)],
+                                [Array("LPUSH".utf8), Array(key.utf8), Array("wrong-type".utf8)],
+                            ])
+                            #expect(replies.count == 4)
+                            #expect(replies[2].string == "v\(caller)-x")
+                            if case .error(let text) = replies[3] { #expect(text.hasPrefix("WRONGTYPE")) } else { Issue.record("expected WRONGTYPE") }
+                            #expect(try await redis.execute(["GET", key]).string == "v\(caller)-x")
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+        }
+
         @Test func typedEventsRoundTripThroughAStream() async throws {
             try await withRedis { redis in
                 let event = RunEvent(runID: "run_7", jobID: "job-1", kind: .completed, rowsRead: 10, rowsWritten: 9,

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import JWTKit
 import SharedModels
+import Synchronization
 
 /// The claims of a platform access token: who (`sub`, a `user_<n>` id), with which role, which token (`jti`),
 /// issued when and valid until when.
@@ -27,9 +28,8 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
         self.exp = ExpirationClaim(value: now.addingTimeInterval(lifetime.secondsValue))
     }
 
-    public func verify(using algorithm: some JWTAlgorithm) async throws {
-        try exp.verifyNotExpired()
-    }
+    /// Expiry is checked by ``AccessTokenVerifier`` against its own clock (also for tokens it remembers).
+    public func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
 /// The identity a verified access token proves.
@@ -62,6 +62,7 @@ public struct AuthenticatedUser: Sendable, Equatable {
 /// malformed, unknown key).
 public struct AccessTokenVerifier: Sendable {
     private let keys: JWTKeyCollection
+    private let verified = VerifiedTokenCache()
 
     /// A verifier trusting one public key.
     public init(publicKey: EdDSA.PublicKey) async {
@@ -81,24 +82,67 @@ public struct AccessTokenVerifier: Sendable {
     }
 
     /// The identity of a valid token, or an ``APIError`` (401) saying why it is not.
-    public func verify(_ token: String) async throws -> AuthenticatedUser {
-        do {
-            let claims = try await keys.verify(token, as: AccessTokenClaims.self)
-            return AuthenticatedUser(claims: claims)
-        } catch let error as JWTError where error.errorType == .claimVerificationFailure && error.failedClaim is ExpirationClaim {
-            throw APIError.tokenExpired
-        } catch {
-            throw APIError.invalidToken
+    ///
+    /// A client presents the same token for every request of its hour, so a token that verified once is
+    /// remembered (by its exact text, until it expires) and the signature is not checked again. Revocation is
+    /// not a property of the token and stays the caller's check.
+    public func verify(_ token: String, now: Date = Date()) async throws -> AuthenticatedUser {
+        let user: AuthenticatedUser
+        if let remembered = verified.user(for: token) {
+            user = remembered
+        } else {
+            do {
+                user = AuthenticatedUser(claims: try await keys.verify(token, as: AccessTokenClaims.self))
+            } catch {
+                throw APIError.invalidToken
+            }
+            verified.remember(user, for: token)
         }
+        guard user.expiresAt > now else {
+            verified.forget(token)
+            throw APIError.tokenExpired
+        }
+        return user
     }
 
     /// The bearer token of an `Authorization` header value, or `nil` when it is absent or not a bearer token.
     public static func bearerToken(in headers: HTTPFields) -> String? {
+        // On every request: plain Swift, no Foundation string bridging (it showed up in profiles).
         guard let value = headers[.authorization] else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        let scheme = "bearer".utf8
+        guard value.utf8.count > scheme.count,
+              zip(value.utf8, scheme).allSatisfy({ $0 | 0x20 == $1 }),
+              value.utf8.dropFirst(scheme.count).first == UInt8(ascii: " ") else { return nil }
+        var token = Substring(value).dropFirst(scheme.count)
+        while token.first == " " { token = token.dropFirst() }
+        while token.last == " " { token = token.dropLast() }
+        return token.isEmpty ? nil : String(token)
+    }
+}
+
+/// Tokens whose signature verified, by their text, until they are found expired. Bounded: when full it starts over, which costs only
+/// re-verification.
+final class VerifiedTokenCache: Sendable {
+    private let entries = Mutex<[String: AuthenticatedUser]>([:])
+    private let capacity: Int
+
+    init(capacity: Int = 10_000) {
+        self.capacity = capacity
+    }
+
+    func user(for token: String) -> AuthenticatedUser? {
+        entries.withLock { $0[token] }
+    }
+
+    func forget(_ token: String) {
+        entries.withLock { $0[token] = nil }
+    }
+
+    func remember(_ user: AuthenticatedUser, for token: String) {
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[token] = user
+        }
     }
 }
 

@@ -24,6 +24,8 @@ public struct ServiceSettings: Sendable {
     public var postgresPoolSize: Int
     /// Redis (`redis.*`).
     public var redis: RedisConfiguration
+    /// Connections (and threads) in the service's Redis pool (`redis.pool.size`).
+    public var redisPoolSize: Int
     /// Minimum level logged (`log.level`).
     public var logLevel: Logger.Level
     /// `json` (default) or `text` (`log.format`).
@@ -58,6 +60,7 @@ public struct ServiceSettings: Sendable {
             password: reader.string(forKey: "redis.password", isSecret: true),
             database: reader.int(forKey: "redis.database", default: 0)
         )
+        self.redisPoolSize = max(1, reader.int(forKey: "redis.pool.size", default: 16))
         self.logLevel = Logger.Level(rawValue: reader.string(forKey: "log.level", default: "info").lowercased()) ?? .info
         self.logFormat = reader.string(forKey: "log.format", default: "json")
     }

@@ -1,5 +1,6 @@
 import Hummingbird
 import Prometheus
+import Synchronization
 
 /// The Prometheus registry of one service instance, and the observers that feed it.
 ///
@@ -24,6 +25,40 @@ public final class PlatformMetrics: Sendable {
     static var httpDuration: MetricNameDescriptor { descriptor("http_request_duration_seconds", "HTTP request latency by route and method.") }
 
     /// The registry in Prometheus text format.
+    struct HTTPKey: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
+
+    struct HTTPInstruments {
+        var requests: Counter
+        var duration: DurationHistogram
+    }
+
+    static var httpBuckets: [Duration] {
+        [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
+    }
+
+    /// The instruments of each (route, method, status), looked up once instead of in the registry per request.
+    private let httpInstrumentCache = Mutex<[HTTPKey: HTTPInstruments]>([:])
+
+    func httpInstruments(route: String, method: String, status: Int) -> HTTPInstruments {
+        httpInstrumentCache.withLock { cache in
+            let key = HTTPKey(route: route, method: method, status: status)
+            if let found = cache[key] { return found }
+            let made = HTTPInstruments(
+                requests: registry.makeCounter(
+                    descriptor: Self.httpRequests, labels: [("route", route), ("method", method), ("status", String(status))]),
+                duration: registry.makeDurationHistogram(
+                    descriptor: Self.httpDuration, labels: [("route", route), ("method", method)], buckets: Self.httpBuckets))
+            // Routes are templates, so the keys are few; the bound only guards against the unexpected.
+            if cache.count < 10_000 { cache[key] = made }
+            return made
+        }
+    }
+
     public func render() -> [UInt8] {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
@@ -64,10 +99,6 @@ public final class PlatformMetrics: Sendable {
 /// (`http_request_duration_seconds{route,method}`), by route pattern rather than raw path.
 public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     private let metrics: PlatformMetrics
-    private static var buckets: [Duration] {
-        [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10)]
-    }
 
     /// Creates the middleware.
     public init(metrics: PlatformMetrics) {
@@ -89,13 +120,8 @@ public struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func record(request: Request, context: Context, status: Int, elapsed: Duration) {
-        let route = context.endpointPath ?? "unmatched"
-        let method = request.method.rawValue
-        metrics.registry.makeCounter(
-            descriptor: PlatformMetrics.httpRequests, labels: [("route", route), ("method", method), ("status", String(status))]
-        ).increment()
-        metrics.registry.makeDurationHistogram(
-            descriptor: PlatformMetrics.httpDuration, labels: [("route", route), ("method", method)], buckets: Self.buckets
-        ).record(elapsed)
+        let instruments = metrics.httpInstruments(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status)
+        instruments.requests.increment()
+        instruments.duration.record(elapsed)
     }
 }

@@ -4,7 +4,9 @@ import ServiceLifecycle
 
 /// The pooled Redis client of a service. A ServiceLifecycle `Service`.
 ///
-/// Commands run on the client's own threads (one per connection). A connection that saw an I/O error is
+/// Commands run on the client's own threads. Single commands and pipelines are pipelined automatically with
+/// those of concurrent callers on one connection (``RedisCommandBatcher``); `withConnection` leases a pooled
+/// connection of its own (for blocking commands and multi-step work). A connection that saw an I/O error is
 /// dropped and the next command opens a fresh one, so the client survives Redis restarts.
 public final class RedisClient: Service, Sendable {
     /// Where Redis is.
@@ -12,6 +14,7 @@ public final class RedisClient: Service, Sendable {
     /// The connection pool.
     public let pool: ConnectionPool<RedisConnection>
     private let threadPool: NIOThreadPool
+    private let batcher: RedisCommandBatcher
     private let logger: Logger
 
     /// Creates the client; no connection is opened until the first command.
@@ -19,8 +22,10 @@ public final class RedisClient: Service, Sendable {
         configuration: RedisConfiguration, maxConnections: Int = 4, logger: Logger,
         observer: ConnectionPoolObserver = ConnectionPoolObserver()
     ) {
-        let threadPool = NIOThreadPool(numberOfThreads: maxConnections)
+        // One more thread than connections: the batcher's round trips run beside a full pool.
+        let threadPool = NIOThreadPool(numberOfThreads: maxConnections + 1)
         threadPool.start()
+        self.batcher = RedisCommandBatcher(threadPool: threadPool) { try RedisConnection.connectBlocking(configuration) }
         self.threadPool = threadPool
         self.configuration = configuration
         self.logger = logger
@@ -36,6 +41,7 @@ public final class RedisClient: Service, Sendable {
             await self.pool.run()
         }
         pool.close()
+        batcher.close()
         try await threadPool.shutdownGracefully()
     }
 
@@ -48,14 +54,12 @@ public final class RedisClient: Service, Sendable {
     /// Runs one command with binary arguments; an error reply is thrown as ``RedisError``.
     @discardableResult
     public func execute(bytes arguments: [[UInt8]]) async throws -> RedisReply {
-        try await withConnection { connection in
-            try connection.execute(bytes: arguments).checked()
-        }
+        try await batcher.submit([arguments])[0].checked()
     }
 
     /// Runs several commands in one round trip; error replies are returned in place, not thrown.
     public func pipeline(_ commands: [[[UInt8]]]) async throws -> [RedisReply] {
-        try await withConnection { try $0.pipeline(commands) }
+        try await batcher.submit(commands)
     }
 
     /// Leases a connection and runs blocking `work` with it on the client's threads.

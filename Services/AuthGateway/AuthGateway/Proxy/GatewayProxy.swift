@@ -13,6 +13,9 @@ struct GatewayProxy: Sendable {
     let httpClient: HTTPClient
     let upstreams: [Upstream: String]
 
+    /// Answers up to this size are read whole before they are sent on; larger ones stream.
+    static let bufferedResponseLimit = 64 * 1024
+
     /// Where the request goes and why it could not get there are the only things decided here; the access
     /// middleware has already authorized it.
     func forward(_ request: Request, context: PlatformRequestContext, to upstream: Upstream) async throws -> Response {
@@ -34,10 +37,14 @@ struct GatewayProxy: Sendable {
         } catch {
             throw Self.classify(error, upstream: upstream, logger: context.logger)
         }
-        return Response(
-            status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
-            headers: ProxyHeaders.clientResponse(response.headers),
-            body: ResponseBody(asyncSequence: response.body))
+        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+        let headers = ProxyHeaders.clientResponse(response.headers)
+        // A small answer of known size is read whole: one write instead of a stream's machinery per chunk.
+        if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= Self.bufferedResponseLimit {
+            let body = try await response.body.collect(upTo: length)
+            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
+        }
+        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
     }
 
     /// 504 when the service did not answer in time, 503 when it could not be reached or broke the connection.
