@@ -50,6 +50,7 @@ var targets: [Target] = [
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Yams", package: "Yams"),
         ],
         path: "Shared/Platform",
         swiftSettings: swiftSettings
@@ -67,7 +68,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "PlatformBench",
         dependencies: [
-            "Platform",
+            "Platform", hummingbird,
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ],
         path: "bench/PlatformBench",
@@ -117,7 +118,7 @@ for service in services {
         name: service.module,
         dependencies: ["Platform", "SharedModels", hummingbird] + service.dependencies,
         path: "Services/\(service.module)/\(service.module)",
-        resources: [.copy("Migrations")],
+        resources: [.copy("Migrations"), .copy("OpenAPI")],
         swiftSettings: swiftSettings
     ))
     targets.append(.executableTarget(

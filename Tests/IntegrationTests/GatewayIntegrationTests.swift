@@ -271,6 +271,28 @@ extension Integration {
             }
         }
 
+        @Test func oneOpenAPIDocumentAndItsPage() async throws {
+            try await GatewayStack.run { stack in
+                let spec = try await stack.send(.GET, "/openapi.json")
+                #expect(spec.status == 200)
+                #expect(spec.json["openapi"] as? String == "3.1.0")
+                let paths = try #require(spec.json["paths"] as? [String: Any])
+                #expect(paths["/api/v1/auth/login"] != nil)
+                // The services' own documents were fetched and merged: their tags are there, none is missing.
+                let tags = Set((spec.json["tags"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
+                #expect(tags.isSuperset(of: ["auth", "users", "connections", "scheduler", "pipelines", "files", "observability"]))
+                #expect(spec.json["x-unavailable-services"] == nil)
+                let direct = try await stack.send(.GET, "/openapi.json", base: try #require(stack.services["scheduler"]))
+                #expect(direct.status == 200)
+
+                let page = try await stack.send(.GET, "/docs")
+                #expect(page.status == 200)
+                #expect(page.header("Content-Type")?.hasPrefix("text/html") == true)
+                #expect(page.header("Content-Security-Policy")?.contains("default-src 'none'") == true)
+                #expect(String(decoding: page.body, as: UTF8.self).contains("<code>/api/v1/auth/login</code>"))
+            }
+        }
+
         @Test func adminManagesUsers() async throws {
             try await GatewayStack.run { stack in
                 let admin = try await stack.user(.admin)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import NIOPosix
 import Platform
 
@@ -9,7 +10,7 @@ struct PlatformBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "platform-bench",
         abstract: "Benchmarks of the platform's building blocks.",
-        subcommands: [Copy.self]
+        subcommands: [Copy.self, StandInUpstream.self]
     )
 }
 
@@ -61,5 +62,26 @@ struct Copy: AsyncParsableCommand {
         return PostgresConfiguration(
             host: values["host"] ?? "127.0.0.1", port: Int(values["port"] ?? "5432") ?? 5432, username: user,
             password: values["password"], database: database, sslMode: values["sslmode"] ?? "disable")
+    }
+}
+
+/// A stand-in for a service behind the gateway: every GET answers the same 1 KB JSON document, so the gateway
+/// benchmark measures the proxy, not a service.
+struct StandInUpstream: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upstream", abstract: "Serve a fixed 1 KB JSON answer to every GET on 127.0.0.1.")
+
+    @Option(help: "Port to listen on (127.0.0.1).")
+    var port: Int
+
+    func run() async throws {
+        let items = (0..<12).map { #"{"id":"metric_\#($0)","name":"rows_processed","value":\#($0 * 1000),"unit":"rows"}"# }
+        let document = ByteBuffer(string: #"{"items":["# + items.joined(separator: ",") + #"],"total":12}"#)
+        let router = Router()
+        router.get("**") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: document))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        try await app.runService()
     }
 }

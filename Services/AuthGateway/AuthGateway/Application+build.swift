@@ -45,6 +45,10 @@ public enum AuthGatewayService {
             trustForwardedFor: configuration.trustForwardedFor))
         AuthController(accounts: accounts).addRoutes(to: router.group("api/v1/auth"))
         UsersController(accounts: accounts).addRoutes(to: router.group("api/v1/users"))
+        let ownDocument = try OpenAPIDocument.load(directory: Bundle.module.url(forResource: "OpenAPI", withExtension: nil))
+        APIDocsController(catalog: OpenAPICatalog(
+            own: ownDocument, upstreams: configuration.upstreams, httpClient: httpClient, logger: logger)
+        ).addRoutes(to: router)
         GatewayRoutes(
             signer: signer, proxy: GatewayProxy(httpClient: httpClient, upstreams: configuration.upstreams),
             health: HealthController(version: settings.version, checks: platform.healthChecks + serviceChecks, metrics: platform.metrics)

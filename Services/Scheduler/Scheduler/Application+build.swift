@@ -16,7 +16,8 @@ public enum SchedulerService {
     public static func buildApplication(settings: ServiceSettings, logger: Logger) async throws -> some ApplicationProtocol {
         let platform = PlatformServices(
             settings: settings, logger: logger, schema: schema,
-            migrations: try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil)))
+            migrations: try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil)),
+            openAPI: try OpenAPIDocument.load(directory: Bundle.module.url(forResource: "OpenAPI", withExtension: nil)))
         let router = try await platform.makeRouter(authenticating: true)
         return platform.makeApplication(router: router)
     }

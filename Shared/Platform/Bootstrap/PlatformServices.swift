@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import JWTKit
 import Logging
 import ServiceLifecycle
@@ -24,19 +25,23 @@ public struct PlatformServices: Sendable {
     public let schema: String
     /// Its migrations, in order.
     public let migrations: [Migration]
+    /// The OpenAPI document of the service's public routes, served at `/openapi.json`.
+    public let openAPI: OpenAPIDocument?
 
-    /// Creates the clients (they connect lazily) and loads the migrations.
-    public init(settings: ServiceSettings, logger: Logger, schema: String, migrations: [Migration]) {
+    /// Creates the clients (they connect lazily) and keeps the migrations and the API document.
+    public init(settings: ServiceSettings, logger: Logger, schema: String, migrations: [Migration], openAPI: OpenAPIDocument? = nil) {
         let metrics = PlatformMetrics()
         self.settings = settings
         self.logger = logger
         self.metrics = metrics
         self.schema = schema
         self.migrations = migrations
+        self.openAPI = openAPI
         self.postgres = PostgresClient(
             configuration: settings.postgres, maxConnections: settings.postgresPoolSize, logger: logger,
             observer: metrics.poolObserver(pool: "postgres"))
-        self.redis = RedisClient(configuration: settings.redis, logger: logger, observer: metrics.poolObserver(pool: "redis"))
+        self.redis = RedisClient(configuration: settings.redis, maxConnections: settings.redisPoolSize, logger: logger,
+                                 observer: metrics.poolObserver(pool: "redis"))
     }
 
     /// The readiness checks of the two shared dependencies.
@@ -56,6 +61,12 @@ public struct PlatformServices: Sendable {
         router.middlewares.add(RequestIDMiddleware())
         router.middlewares.add(ErrorEnvelopeMiddleware())
         HealthController(version: settings.version, checks: healthChecks, metrics: metrics).addRoutes(to: router)
+        if let openAPI {
+            let json = ByteBuffer(data: try openAPI.jsonData())
+            router.get("openapi.json") { _, _ in
+                Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: json))
+            }
+        }
         if authenticating { router.middlewares.add(AccessTokenMiddleware(keys: try await accessTokenKeys())) }
         return router
     }
