@@ -180,6 +180,47 @@ extension Integration {
             }
         }
 
+        @Test func anonymousRoutesAreLimitedPerClientAddress() async throws {
+            try await GatewayStack.run(gatewaySettings: ["RATELIMIT_ANONYMOUS": "3", "GATEWAY_TRUST_FORWARDED_FOR": "true"]) { stack in
+                let address = "198.51.100.\(Int.random(in: 1...254)), 10.0.0.1"
+                var statuses: [Int] = []
+                for _ in 1...4 {
+                    let reply = try await stack.send(.POST, "/api/v1/auth/login", json: ["username": "nobody", "password": "nope-nope-1"],
+                                                     headers: [("X-Forwarded-For", address)])
+                    statuses.append(reply.status)
+                }
+                #expect(statuses == [401, 401, 401, 429])
+                // Another address has its own allowance.
+                let other = try await stack.send(.POST, "/api/v1/auth/login", json: ["username": "nobody", "password": "nope-nope-1"],
+                                                 headers: [("X-Forwarded-For", "203.0.113.\(Int.random(in: 1...254))")])
+                #expect(other.status == 401)
+                #expect(other.header("X-RateLimit-Limit") == "3")
+            }
+        }
+
+        @Test func uploadsOverTheLimitAre413() async throws {
+            let echoPort = try TestEnvironment.freePort()
+            try await GatewayStack.run(
+                replace: ["FILE_STORAGE": "http://127.0.0.1:\(echoPort)"], extra: [EchoUpstream.app(port: echoPort)],
+                gatewaySettings: ["GATEWAY_UPLOAD_MAX_BYTES": "1000"]
+            ) { stack in
+                let user = try await stack.user(.engineer)
+                let declared = try await stack.send(.POST, "/api/v1/files/upload", token: user.access, body: .bytes(Array(repeating: 7, count: 1001)))
+                #expect(declared.status == 413)
+                #expect(declared.errorCode == "PAYLOAD_TOO_LARGE")
+                let small = try await stack.send(.POST, "/api/v1/files/upload", token: user.access, body: .bytes(Array(repeating: 7, count: 1000)))
+                #expect(small.status == 200)
+                // Without a declared length the gateway counts while streaming.
+                let chunks = AsyncStream<ByteBuffer> { continuation in
+                    for _ in 0..<5 { continuation.yield(ByteBuffer(bytes: Array(repeating: UInt8(1), count: 400))) }
+                    continuation.finish()
+                }
+                let streamed = try await stack.send(.POST, "/api/v1/files/upload", token: user.access, body: .stream(chunks, length: .unknown))
+                #expect(streamed.status == 413)
+                #expect(streamed.errorCode == "PAYLOAD_TOO_LARGE")
+            }
+        }
+
         @Test func uploadOf16MBArrivesByteIdentical() async throws {
             let echoPort = try TestEnvironment.freePort()
             try await GatewayStack.run(replace: ["FILE_STORAGE": "http://127.0.0.1:\(echoPort)"], extra: [EchoUpstream.app(port: echoPort)]) { stack in

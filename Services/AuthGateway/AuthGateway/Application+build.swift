@@ -50,7 +50,7 @@ public enum AuthGatewayService {
             own: ownDocument, upstreams: configuration.upstreams, httpClient: httpClient, logger: logger)
         ).addRoutes(to: router)
         GatewayRoutes(
-            signer: signer, proxy: GatewayProxy(httpClient: httpClient, upstreams: configuration.upstreams),
+            signer: signer, proxy: GatewayProxy(httpClient: httpClient, upstreams: configuration.upstreams, maxBodySize: configuration.maxUploadSize),
             health: HealthController(version: settings.version, checks: platform.healthChecks + serviceChecks, metrics: platform.metrics)
         ).addRoutes(to: router)
 

@@ -27,6 +27,9 @@ struct GatewayConfiguration: Sendable {
     var upstreamConnectTimeout: Duration
     /// Longest silence while waiting for a service's answer (`gateway.upstream.timeout_seconds`, 30); then 504.
     var upstreamReadTimeout: Duration
+    /// The largest request body the proxy forwards (`gateway.upload.max_bytes`, 100 MiB); JSON bodies the
+    /// gateway reads itself stay limited to 1 MB.
+    var maxUploadSize: Int64
     /// Origins allowed by CORS (`gateway.cors.origins`, comma-separated; `*` for any; empty disables CORS).
     var corsOrigins: [String]
     /// Whether to take the client address from `X-Forwarded-For` (`gateway.trust_forwarded_for`): only behind
@@ -76,6 +79,7 @@ struct GatewayConfiguration: Sendable {
         self.upstreams = upstreams
         upstreamConnectTimeout = .milliseconds(max(1, reader.int(forKey: "gateway.upstream.connect_timeout_ms", default: 2000)))
         upstreamReadTimeout = .seconds(max(1, reader.int(forKey: "gateway.upstream.timeout_seconds", default: 30)))
+        maxUploadSize = Int64(max(0, reader.int(forKey: "gateway.upload.max_bytes", default: 100 << 20)))
         corsOrigins = reader.string(forKey: "gateway.cors.origins", default: "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         trustForwardedFor = reader.bool(forKey: "gateway.trust_forwarded_for", default: false)

@@ -12,6 +12,8 @@ import Platform
 struct GatewayProxy: Sendable {
     let httpClient: HTTPClient
     let upstreams: [Upstream: String]
+    /// The largest request body forwarded (`gateway.upload.max_bytes`); larger ones get 413.
+    let maxBodySize: Int64
 
     /// Answers up to this size are read whole before they are sent on; larger ones stream.
     static let bufferedResponseLimit = 64 * 1024
@@ -25,15 +27,19 @@ struct GatewayProxy: Sendable {
         outbound.headers = ProxyHeaders.upstreamRequest(
             request.headers, requestID: context.requestID, user: context.user, clientAddress: context.clientAddress)
         if let length = request.headers[.contentLength].flatMap(Int64.init) {
+            guard length <= maxBodySize else { throw APIError.bodyTooLarge(limit: maxBodySize) }
             if length > 0 { outbound.body = .stream(request.body, length: .known(length)) }
         } else if request.headers[.transferEncoding] != nil {
-            outbound.body = .stream(request.body, length: .unknown)
+            // No declared size: count while streaming and cut the upload off past the limit.
+            outbound.body = .stream(LimitedBody(base: request.body, limit: maxBodySize), length: .unknown)
         }
 
         let response: HTTPClientResponse
         do {
             // The read timeout of the client bounds a silent service; the deadline only stops runaway requests.
             response = try await httpClient.execute(outbound, deadline: .now() + .hours(1), logger: context.logger)
+        } catch let error as APIError {
+            throw error
         } catch {
             throw Self.classify(error, upstream: upstream, logger: context.logger)
         }
@@ -59,7 +65,35 @@ struct GatewayProxy: Sendable {
     }
 }
 
+/// A request body that fails once more than `limit` bytes have passed.
+struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+    let base: Base
+    let limit: Int64
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let limit: Int64
+        var seen: Int64 = 0
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let chunk = try await base.next() else { return nil }
+            seen += Int64(chunk.readableBytes)
+            if seen > limit { throw APIError.bodyTooLarge(limit: limit) }
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), limit: limit) }
+}
+
 extension APIError {
+    /// 413 for a body over the gateway's limit.
+    static func bodyTooLarge(limit: Int64) -> APIError {
+        APIError(.contentTooLarge, code: .payloadTooLarge, message: "The request body is larger than \(limit) bytes",
+                 details: ["limit": .number(Double(limit))])
+    }
+
     /// 503 for a service that cannot be reached.
     static func upstreamUnavailable(_ upstream: Upstream) -> APIError {
         APIError(.serviceUnavailable, code: .serviceUnavailable, message: "The \(upstream.rawValue) service is unavailable",
