@@ -105,7 +105,10 @@ import Testing
         // Even the right password is refused while locked...
         let locked = await apiError { try await fixture.accounts.login(login: "carol", password: "passw0rd!", now: start.addingTimeInterval(60)) }
         #expect(locked?.code == .accountLocked)
-        // ...and accepted after the lock, which also resets the count.
+        // After the lock, one more wrong password does not lock again at once: the count starts over...
+        let afterLock = await apiError { try await fixture.accounts.login(login: "carol", password: "bad-passw0rd", now: start.addingTimeInterval(901)) }
+        #expect(afterLock?.code == .authFailed)
+        // ...and the right password is accepted, which resets the count.
         _ = try await fixture.accounts.login(login: "carol", password: "passw0rd!", now: start.addingTimeInterval(901))
         let afterReset = await apiError { try await fixture.accounts.login(login: "carol", password: "bad-passw0rd", now: start.addingTimeInterval(902)) }
         #expect(afterReset?.code == .authFailed)
@@ -172,7 +175,9 @@ import Testing
     @Test func passwordChangeNeedsTheCurrentPasswordForSelf() async throws {
         let fixture = try await Fixture()
         let user = try await fixture.register("gina")
-        let actor = try await fixture.verifier.verify(try await fixture.accounts.login(login: "gina", password: "passw0rd!").accessToken)
+        let session = try await fixture.accounts.login(login: "gina", password: "passw0rd!")
+        let otherSession = try await fixture.accounts.login(login: "gina", password: "passw0rd!")
+        let actor = try await fixture.verifier.verify(session.accessToken)
         let missing = await apiError {
             try await fixture.accounts.updateProfile(target: user.id, actor: actor, fullName: nil, email: nil, password: "newpassw0rd", currentPassword: nil)
         }
@@ -180,6 +185,18 @@ import Testing
         _ = try await fixture.accounts.updateProfile(target: user.id, actor: actor, fullName: "Gina G", email: nil,
                                                      password: "newpassw0rd", currentPassword: "passw0rd!")
         _ = try await fixture.accounts.login(login: "gina", password: "newpassw0rd")
+        // Every earlier session ends: access and refresh tokens alike.
+        #expect(try await !fixture.accepts(otherSession.accessToken))
+        let stolen = await apiError { try await fixture.accounts.tokens.refresh(otherSession.refreshToken, users: fixture.accounts.users) }
+        #expect(stolen?.code == .invalidToken)
+        let nul = await apiError {
+            try await fixture.accounts.register(username: "nul_user", email: "nul\u{0}@example.com", password: "passw0rd!", fullName: "", role: .analyst)
+        }
+        #expect(nul?.details?["field"] == .string("email"))
+        let nulPassword = await apiError {
+            try await fixture.accounts.register(username: "nul_user", email: "nul@example.com", password: "a1\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}", fullName: "", role: .analyst)
+        }
+        #expect(nulPassword?.details?["field"] == .string("password"))
         let other = try await fixture.register("hank")
         let forbidden = await apiError {
             try await fixture.accounts.updateProfile(target: other.id, actor: actor, fullName: "x", email: nil, password: nil, currentPassword: nil)

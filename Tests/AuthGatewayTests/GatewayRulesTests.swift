@@ -157,6 +157,17 @@ import Testing
         #expect(GatewayResponder<RouterResponder<PlatformRequestContext>>.canonicalPath(path) == canonical)
     }
 
+    @Test(arguments: ["/", "/api/v1/users", "/api/v1/users/", "/api/v1/files/a.csv?x=a//b", "/health"])
+    func canonicalPathsPass(path: String) {
+        #expect(GatewayResponder<RouterResponder<PlatformRequestContext>>.isCanonical(path))
+    }
+
+    @Test(arguments: ["//api/v1/users", "/api//v1/users", "/api/v1/./users", "/api/v1/x/../users", "/api/v1%2Fusers",
+                      "/api/v1/%2e%2e/users", "/api\\v1", "http://evil/api/v1/users", "", "*"])
+    func nonCanonicalPathsAreRefused(path: String) {
+        #expect(!GatewayResponder<RouterResponder<PlatformRequestContext>>.isCanonical(path))
+    }
+
     @Test(arguments: ["/api/v1/users", "/usersx", "/authority", "/health", "/filesystem/x"])
     func otherPathsAreNotAliases(path: String) {
         #expect(GatewayResponder<RouterResponder<PlatformRequestContext>>.canonicalPath(path) == nil)

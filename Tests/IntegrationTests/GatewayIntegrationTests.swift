@@ -99,6 +99,25 @@ extension Integration {
             }
         }
 
+        /// Two clients present the same refresh token at once: one rotation wins, the other is a reuse, and the
+        /// reuse must also revoke what the winner was just issued, however the two interleave.
+        @Test func concurrentReuseRevokesTheWinnersTokensToo() async throws {
+            try await GatewayStack.run { stack in
+                for _ in 0..<5 {
+                    let user = try await stack.user()
+                    async let first = stack.send(.POST, "/api/v1/auth/refresh", json: ["refresh_token": user.refresh])
+                    async let second = stack.send(.POST, "/api/v1/auth/refresh", json: ["refresh_token": user.refresh])
+                    let replies = try await [first, second]
+                    #expect(replies.map(\.status).sorted() == [200, 401])
+                    let winner = try #require(replies.first { $0.status == 200 })
+                    let access = try #require(winner.json["access_token"] as? String)
+                    let refresh = try #require(winner.json["refresh_token"] as? String)
+                    #expect(try await stack.send(.GET, "/api/v1/users/me", token: access).status == 401)
+                    #expect(try await stack.send(.POST, "/api/v1/auth/refresh", json: ["refresh_token": refresh]).status == 401)
+                }
+            }
+        }
+
         @Test func fiveFailedLoginsLockTheAccount() async throws {
             try await GatewayStack.run { stack in
                 let user = try await stack.user()
@@ -151,9 +170,12 @@ extension Integration {
                         }
                     }
                     #expect(try await stack.send(method, path).status == 401, "anonymous \(method) \(path)")
+                    // Spellings the router would read as the same route do not get past the rules.
+                    #expect(try await stack.send(method, "/" + path, token: tokens[.analyst]).status == 400, "//\(path)")
                     // The service itself refuses a request that bypasses the gateway without a valid token.
                     if let service, let base = stack.services[service] {
                         #expect(try await stack.send(method, path, base: base).status == 401, "direct \(method) \(path)")
+                        #expect(try await stack.send(method, "/" + path, base: base).status == 401, "direct //\(path)")
                         #expect(try await stack.send(method, path, token: "forged", base: base).errorCode == "INVALID_TOKEN")
                         #expect(try await stack.send(method, path, token: tokens[.analyst], base: base).status == 404)
                     }

@@ -11,7 +11,8 @@ public protocol AuthenticatedRequestContext: RequestIDContext {
 }
 
 /// Where a service gets the key it verifies access tokens with: a configured public key, or the gateway's
-/// JWKS document fetched on first use and again (at most every `refetchInterval`) when it stops matching.
+/// JWKS document, fetched on first use, again after `maxAge` (so a rotated-out key stops being trusted), and
+/// again (at most every `refetchInterval`) when a token does not verify with the keys at hand.
 public actor AccessTokenKeys {
     private enum Source {
         case fixed(AccessTokenVerifier)
@@ -21,6 +22,7 @@ public actor AccessTokenKeys {
     private let source: Source
     private let httpClient: HTTPClient
     private let refetchInterval: Duration
+    private let maxAge: Duration
     private var cached: AccessTokenVerifier?
     private var lastFetch: ContinuousClock.Instant?
 
@@ -29,13 +31,15 @@ public actor AccessTokenKeys {
         self.source = .fixed(verifier)
         self.httpClient = .shared
         self.refetchInterval = .zero
+        self.maxAge = .zero
     }
 
     /// Keys fetched from a JWKS URL (the gateway's `/.well-known/jwks.json`).
-    public init(jwksURL: String, httpClient: HTTPClient = .shared, refetchInterval: Duration = .seconds(10)) {
+    public init(jwksURL: String, httpClient: HTTPClient = .shared, refetchInterval: Duration = .seconds(10), maxAge: Duration = .seconds(300)) {
         self.source = .jwks(url: jwksURL)
         self.httpClient = httpClient
         self.refetchInterval = refetchInterval
+        self.maxAge = maxAge
     }
 
     /// Verifies a token; a token that fails with the cached keys is tried once more with freshly fetched ones,
@@ -45,11 +49,13 @@ public actor AccessTokenKeys {
         case .fixed(let verifier):
             return try await verifier.verify(token)
         case .jwks(let url):
-            if let cached {
+            if let cached, let lastFetch, ContinuousClock.now - lastFetch < maxAge {
                 do {
                     return try await cached.verify(token)
                 } catch let error as APIError where error.code == .invalidToken && mayRefetch {
-                    return try await fetch(url).verify(token)
+                    // The gateway may have a new key; if it cannot be asked, the token is simply not valid.
+                    guard let fresh = try? await fetch(url) else { throw error }
+                    return try await fresh.verify(token)
                 }
             }
             return try await fetch(url).verify(token)
@@ -78,21 +84,21 @@ public actor AccessTokenKeys {
     }
 }
 
-/// Requires a valid bearer token on every request whose path starts with one of `protectedPrefixes`
-/// (a service's public `/api/` routes) and puts the identity in the context.
+/// Requires a valid bearer token on every request whose first path segment is `protectedRoot` (a service's
+/// public `/api/...` routes) and puts the identity in the context.
 public struct AccessTokenMiddleware<Context: AuthenticatedRequestContext>: RouterMiddleware {
     let keys: AccessTokenKeys
-    let protectedPrefixes: [String]
+    let protectedRoot: String
 
     /// Creates the middleware.
-    public init(keys: AccessTokenKeys, protectedPrefixes: [String] = ["/api/"]) {
+    public init(keys: AccessTokenKeys, protectedRoot: String = "api") {
         self.keys = keys
-        self.protectedPrefixes = protectedPrefixes
+        self.protectedRoot = protectedRoot
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        guard protectedPrefixes.contains(where: { path.hasPrefix($0) }) else { return try await next(request, context) }
+        // By segments, as the router matches them: `//api/x` is `/api/x` to the router, so it is to this check.
+        guard request.uri.path.split(separator: "/").first == Substring(protectedRoot) else { return try await next(request, context) }
         guard let token = AccessTokenVerifier.bearerToken(in: request.headers) else { throw APIError.missingToken }
         var context = context
         let user = try await keys.verify(token)

@@ -52,6 +52,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
                             message: error.body ?? message(for: error.status), headers: error.headers)
         case let error as DecodingError:
             return decoding(error)
+        case let error as PostgresError where error.code == .invalidInput:
+            return APIError(.badRequest, code: .badRequest, message: "A value in the request is not valid input")
         case is NIOTooManyBytesError:
             return APIError(.contentTooLarge, code: .payloadTooLarge, message: message(for: .contentTooLarge))
         default:

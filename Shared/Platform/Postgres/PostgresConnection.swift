@@ -135,6 +135,10 @@ public final class PostgresConnection: @unchecked Sendable {
         if query.binds.isEmpty {
             result = PQexecParams(handle, query.sql, 0, nil, nil, nil, nil, 0)
         } else {
+            // Text parameters end at a NUL byte on their way through C: refuse rather than silently truncate.
+            if query.binds.contains(where: { $0?.utf8.contains(0) == true }) {
+                throw PostgresError(code: .invalidInput, reason: "a text parameter contains a NUL character")
+            }
             let values = query.binds.map { $0.map { strdup($0) } ?? nil }
             defer { values.forEach { free($0) } }
             let pointers = values.map { $0.map { UnsafePointer($0) } }

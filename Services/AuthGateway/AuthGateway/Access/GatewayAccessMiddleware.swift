@@ -6,9 +6,10 @@ import Platform
 
 /// Authenticates, authorizes and rate-limits every `/api/v1/` request before it reaches a controller or the proxy.
 ///
-/// In order: the policy says who may call the route; a protected route needs a valid bearer token (401);
-/// one round trip to the shared store counts the request and reads the token's revocation (401 when revoked,
-/// 429 over the limit); then the role is checked (403). Every answer under `/api/v1/`, errors included, carries
+/// In order: the policy says who may call the route; the bearer token is verified; one round trip to the shared
+/// store counts the request (per user, or per address without a valid token) and reads the token's revocation;
+/// then 429 over the limit, 401 for a missing, invalid, expired or revoked token, 403 for a role the route
+/// does not admit. Every answer under `/api/v1/`, errors included, carries
 /// the `X-RateLimit-*` headers of the caller's bucket.
 struct GatewayAccessMiddleware: RouterMiddleware {
     typealias Context = PlatformRequestContext
@@ -21,13 +22,24 @@ struct GatewayAccessMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        guard path.hasPrefix("/api/v1/") else { return try await next(request, context) }
+        // By segments, as the router matches: `/api/v1/x`, `/api/v1/x/` and (were it not refused earlier) `//api/v1/x` alike.
+        guard PathPattern.split(path).starts(with: ["api", "v1"]) else { return try await next(request, context) }
         let access = policy.access(method: request.method, path: path)
 
+        // A request without a valid token is counted as anonymous (per address), so guessing tokens is limited
+        // like guessing passwords, and its 401 carries the rate-limit headers too.
         var user: AuthenticatedUser?
+        var authenticationError: APIError?
         if case .role = access {
-            guard let token = AccessTokenVerifier.bearerToken(in: request.headers) else { throw APIError.missingToken }
-            user = try await verifier.verify(token)
+            if let token = AccessTokenVerifier.bearerToken(in: request.headers) {
+                do {
+                    user = try await verifier.verify(token)
+                } catch let error as APIError {
+                    authenticationError = error
+                }
+            } else {
+                authenticationError = .missingToken
+            }
         }
 
         let now = Date()
@@ -47,8 +59,9 @@ struct GatewayAccessMiddleware: RouterMiddleware {
         let limitHeaders = decision?.headers ?? [:]
 
         do {
-            if found.tokenRevoked { throw APIError.invalidToken }
             if let decision, !decision.allowed { throw decision.error }
+            if let authenticationError { throw authenticationError }
+            if found.tokenRevoked { throw APIError.invalidToken }
             if case .role(let minimum) = access, let user, user.role < minimum { throw APIError.permissionDenied }
 
             var context = context
@@ -68,12 +81,12 @@ struct GatewayAccessMiddleware: RouterMiddleware {
         }
     }
 
-    /// The caller's address: the peer, or the first `X-Forwarded-For` hop when the gateway sits behind a
-    /// trusted load balancer.
+    /// The caller's address: the peer, or, behind a trusted load balancer, the last `X-Forwarded-For` entry:
+    /// the one the balancer appended. Earlier entries come from the client and could be anything.
     private func clientAddress(_ request: Request, _ context: Context) -> String {
-        if trustForwardedFor, let forwarded = request.headers[.forwardedFor],
-           let first = forwarded.split(separator: ",").first?.trimmingCharacters(in: .whitespaces), !first.isEmpty {
-            return first
+        if trustForwardedFor, let forwarded = request.headers[values: .forwardedFor].last,
+           let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty {
+            return last
         }
         return context.clientAddress ?? "unknown"
     }

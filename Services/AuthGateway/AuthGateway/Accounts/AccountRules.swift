@@ -19,7 +19,7 @@ enum AccountRules {
         let valid = email.count <= 254
             && parts.count == 2
             && !parts[0].isEmpty && parts[0].count <= 64
-            && !email.contains(where: { $0.isWhitespace || $0.isNewline })
+            && !email.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.isWhitespace })
             && parts[1].split(separator: ".", omittingEmptySubsequences: false).count >= 2
             && parts[1].split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
                 !label.isEmpty && !label.hasPrefix("-") && !label.hasSuffix("-")
@@ -38,6 +38,10 @@ enum AccountRules {
         }
         guard password.contains(where: \.isLetter), password.contains(where: \.isNumber) else {
             throw APIError.validation(field: field, reason: "must contain a letter and a digit")
+        }
+        // bcrypt reads a C string: a NUL would end the password early.
+        guard !password.utf8.contains(0) else {
+            throw APIError.validation(field: field, reason: "must not contain NUL characters")
         }
     }
 

@@ -40,7 +40,11 @@ struct AccountService: Sendable {
             }
             throw APIError.badCredentials
         }
-        try await users.recordSuccessfulLogin(id: user.id, now: now)
+        // A lock set by parallel wrong guesses while this password was being checked still applies.
+        guard try await users.recordSuccessfulLogin(id: user.id, now: now) else {
+            let lockedUntil = try await users.find(id: user.id)?.lockedUntil ?? now.addingTimeInterval(lockoutDuration.secondsValue)
+            throw APIError.accountLocked(until: lockedUntil, now: now)
+        }
         return try await tokens.issue(for: user, now: now)
     }
 
@@ -70,8 +74,9 @@ struct AccountService: Sendable {
             guard let updated = try await users.update(id: target, changes: UserChanges(fullName: fullName, email: email, passwordHash: newHash)) else {
                 throw APIError.notFound("user", id: UserID.format(target))
             }
-            // A changed password ends the account's other sessions' access tokens.
-            if newHash != nil { try await tokens.revokeAccessTokens(of: updated) }
+            // A changed password ends every session, the caller's own included: whoever knew the old password
+            // may hold a refresh token. The answer to this request still arrives; the client logs in again.
+            if newHash != nil { try await tokens.endAllSessions(of: updated) }
             return updated
         } catch let error as UserStoreError {
             throw error.apiError

@@ -19,11 +19,13 @@ protocol UserRepository: Sendable {
     /// Deletes the account (its refresh tokens go with it); deleting the last admin throws
     /// ``UserStoreError/lastAdmin``. False when there was no such account.
     func delete(id: Int64) async throws -> Bool
-    /// Counts a failed login; at `threshold` consecutive failures the account is locked until `now + lockFor`.
+    /// Counts a failed login (starting again from 1 once an earlier lock has expired); at `threshold`
+    /// consecutive failures the account is locked until `now + lockFor`.
     /// Returns the account as it is afterwards.
     func recordFailedLogin(id: Int64, threshold: Int, lockFor: Duration, now: Date) async throws -> User?
-    /// Clears the failure count and records the login time.
-    func recordSuccessfulLogin(id: Int64, now: Date) async throws
+    /// Clears the failure count and records the login time, unless the account is locked at `now`; returns
+    /// whether it did.
+    func recordSuccessfulLogin(id: Int64, now: Date) async throws -> Bool
     /// Whether any admin exists.
     func adminExists() async throws -> Bool
 }
@@ -112,17 +114,20 @@ struct PostgresUserRepository: UserRepository {
 
     func recordFailedLogin(id: Int64, threshold: Int, lockFor: Duration, now: Date) async throws -> User? {
         let lockedUntil = now.addingTimeInterval(lockFor.secondsValue)
+        let failures: PostgresQuery = "CASE WHEN locked_until <= \(now) THEN 1 ELSE failed_logins + 1 END"
         return try await postgres.query("""
-            UPDATE \(users) SET failed_logins = failed_logins + 1,
-                locked_until = CASE WHEN failed_logins + 1 >= \(threshold) THEN \(lockedUntil) ELSE locked_until END
+            UPDATE \(users) SET failed_logins = \(failures),
+                locked_until = CASE WHEN \(failures) >= \(threshold) THEN \(lockedUntil)
+                                    WHEN locked_until <= \(now) THEN NULL ELSE locked_until END
             WHERE id = \(id) RETURNING \(Self.columns)
             """).map(Self.decode).first
     }
 
-    func recordSuccessfulLogin(id: Int64, now: Date) async throws {
+    func recordSuccessfulLogin(id: Int64, now: Date) async throws -> Bool {
         try await postgres.query("""
-            UPDATE \(users) SET failed_logins = 0, locked_until = NULL, last_login = \(now) WHERE id = \(id)
-            """)
+            UPDATE \(users) SET failed_logins = 0, locked_until = NULL, last_login = \(now)
+            WHERE id = \(id) AND (locked_until IS NULL OR locked_until <= \(now)) RETURNING id
+            """).count == 1
     }
 
     func adminExists() async throws -> Bool {
@@ -205,16 +210,23 @@ actor InMemoryUserRepository: UserRepository {
 
     func recordFailedLogin(id: Int64, threshold: Int, lockFor: Duration, now: Date) async throws -> User? {
         guard var user = users[id] else { return nil }
+        if let lockedUntil = user.lockedUntil, lockedUntil <= now {
+            user.failedLogins = 0
+            user.lockedUntil = nil
+        }
         user.failedLogins += 1
         if user.failedLogins >= threshold { user.lockedUntil = now.addingTimeInterval(lockFor.secondsValue) }
         users[id] = user
         return user
     }
 
-    func recordSuccessfulLogin(id: Int64, now: Date) async throws {
+    func recordSuccessfulLogin(id: Int64, now: Date) async throws -> Bool {
+        guard let user = users[id] else { return false }
+        if let lockedUntil = user.lockedUntil, lockedUntil > now { return false }
         users[id]?.failedLogins = 0
         users[id]?.lockedUntil = nil
         users[id]?.lastLogin = now
+        return true
     }
 
     func adminExists() async throws -> Bool { users.values.contains { $0.role == .admin } }

@@ -40,19 +40,22 @@ struct UsersController: Sendable {
             }
             return try JSONResponse(UserResponse(user))
         }
-        group.get { request, _ in
+        group.get { request, context in
+            try Self.requireAdmin(context)
             let limit = try Self.integer(request, "limit", default: 50, in: 1...500)
             let offset = try Self.integer(request, "offset", default: 0, in: 0...Int(Int32.max))
             let page = try await accounts.users.list(limit: limit, offset: offset)
             return try JSONResponse(Page(items: page.items.map(UserResponse.init), total: page.total, limit: limit, offset: offset))
         }
         group.post { request, context in
+            try Self.requireAdmin(context)
             let body = try await request.decodeJSON(as: NewAccountRequest.self, context: context)
             let user = try await accounts.register(username: body.username, email: body.email, password: body.password,
                                                    fullName: body.fullName ?? "", role: body.role ?? .analyst)
             return try JSONResponse(UserResponse(user), status: .created)
         }
         group.get(":id") { _, context in
+            try Self.requireAdmin(context)
             let id = try Self.userID(context)
             guard let user = try await accounts.users.find(id: id) else { throw APIError.notFound("user", id: UserID.format(id)) }
             return try JSONResponse(UserResponse(user))
@@ -66,11 +69,13 @@ struct UsersController: Sendable {
             return try JSONResponse(UserResponse(user))
         }
         group.patch(":id/role") { request, context in
+            try Self.requireAdmin(context)
             let id = try Self.userID(context)
             let body = try await request.decodeJSON(as: RoleRequest.self, context: context)
             return try JSONResponse(UserResponse(try await accounts.setRole(target: id, role: body.role)))
         }
         group.delete(":id") { _, context in
+            try Self.requireAdmin(context)
             try await accounts.delete(target: try Self.userID(context))
             return Response(status: .noContent)
         }
@@ -79,6 +84,11 @@ struct UsersController: Sendable {
     private static func caller(_ context: PlatformRequestContext) throws -> AuthenticatedUser {
         guard let user = context.user else { throw APIError.missingToken }
         return user
+    }
+
+    /// The access policy admits only admins here already; checked again so no routing quirk can skip it.
+    private static func requireAdmin(_ context: PlatformRequestContext) throws {
+        guard try caller(context).role == .admin else { throw APIError.permissionDenied }
     }
 
     private static func userID(_ context: PlatformRequestContext) throws -> Int64 {

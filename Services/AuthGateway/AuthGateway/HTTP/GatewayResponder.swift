@@ -13,6 +13,15 @@ struct GatewayResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.Con
 
     func respond(to request: Request, context: Context) async throws -> Response {
         if let preflight = cors.preflight(request) { return preflight }
+        guard Self.isCanonical(request.head.path ?? "") else {
+            // The router ignores empty segments and services may decode `%2F` or resolve `..`: a path that two
+            // parts could read differently would let a request past the access rules. Only one spelling passes.
+            var response = ErrorEnvelopeMiddleware<Context>.response(
+                for: APIError(.badRequest, code: .badRequest, message: "The request path is not in canonical form"),
+                requestID: RequestIDMiddleware<Context>.generate())
+            SecurityHeaders.apply(to: &response.headers, path: "/")
+            return response
+        }
         var forwarded = request
         if let path = request.head.path, let canonical = Self.canonicalPath(path) {
             var head = request.head
@@ -23,6 +32,21 @@ struct GatewayResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.Con
         SecurityHeaders.apply(to: &response.headers, path: forwarded.uri.path)
         cors.apply(to: &response.headers, request: request)
         return response
+    }
+
+    /// An origin-form target (`/a/b?q`) without empty, `.` or `..` segments and without encoded `/`, `\\` or `.`.
+    static func isCanonical(_ target: String) -> Bool {
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        guard path.first == "/" else { return false }
+        if path == "/" { return true }
+        let segments = path.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        for (index, segment) in segments.enumerated() {
+            // A trailing slash (an empty last segment) is the only empty segment allowed.
+            if segment.isEmpty { if index == segments.count - 1 { continue } else { return false } }
+            if segment == "." || segment == ".." { return false }
+        }
+        let lowered = path.lowercased()
+        return !["%2f", "%5c", "%2e", "\\"].contains { lowered.contains($0) }
     }
 
     /// The `/api/v1` path of an unversioned alias (query kept), or `nil` when the path is not an alias.

@@ -13,7 +13,10 @@ enum ProxyHeaders {
     ]
 
     /// Headers only the gateway may set on a forwarded request.
-    static let identity: Set<String> = ["x-authenticated-user", "x-authenticated-role", "x-request-id", "x-forwarded-for", "host"]
+    static let identity: Set<String> = [
+        "x-authenticated-user", "x-authenticated-role", "x-request-id", "x-forwarded-for", "host",
+        "forwarded", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip",
+    ]
 
     /// The headers of the request sent to a service.
     static func upstreamRequest(_ fields: HTTPFields, requestID: String, user: AuthenticatedUser?, clientAddress: String?) -> HTTPHeaders {

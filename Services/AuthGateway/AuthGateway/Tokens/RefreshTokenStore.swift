@@ -29,12 +29,19 @@ enum RefreshTokenUse: Sendable, Equatable {
 protocol RefreshTokenStore: Sendable {
     /// Records a new refresh token.
     func insert(hash: String, record: RefreshTokenRecord) async throws
-    /// Marks the token used if it is valid, atomically, and says what it was.
-    func consume(hash: String, now: Date) async throws -> RefreshTokenUse
+    /// Spends the token if it is valid and records the successor `next` makes, atomically and under the
+    /// family's lock, so a concurrent revocation of the family catches the successor too. `next` returning
+    /// `nil` (the account is gone) records nothing. Says what the token was, and what `next` returned.
+    func rotate<T: Sendable>(
+        hash: String, now: Date,
+        next: @Sendable (RefreshTokenRecord) async throws -> (hash: String, record: RefreshTokenRecord, result: T)?
+    ) async throws -> (use: RefreshTokenUse, result: T?)
     /// Revokes every token of a family; returns the access tokens issued with them that have not expired.
     func revokeFamily(_ familyID: UUID, now: Date) async throws -> [IssuedAccessToken]
     /// Revokes the family of the session an access token belongs to (logout).
     func revokeFamily(ofAccessToken tokenID: String, now: Date) async throws -> [IssuedAccessToken]
+    /// Revokes every family of a user (password changed).
+    func revokeAll(userID: Int64, now: Date) async throws -> [IssuedAccessToken]
 }
 
 /// Refresh tokens in `auth.refresh_tokens`.
@@ -48,29 +55,52 @@ struct PostgresRefreshTokenStore: RefreshTokenStore {
     }
 
     func insert(hash: String, record: RefreshTokenRecord) async throws {
-        try await postgres.query("""
+        try await postgres.withConnection { try await insert(hash: hash, record: record, on: $0) }
+    }
+
+    private func insert(hash: String, record: RefreshTokenRecord, on connection: PostgresConnection) async throws {
+        try await connection.query("""
             INSERT INTO \(table) (token_hash, family_id, user_id, access_token_id, access_expires_at, expires_at)
             VALUES (\(hash), \(record.familyID), \(record.userID), \(record.accessToken.tokenID),
                     \(record.accessToken.expiresAt), \(record.expiresAt))
             """)
     }
 
-    func consume(hash: String, now: Date) async throws -> RefreshTokenUse {
-        let claimed = try await postgres.query("""
-            UPDATE \(table) SET used_at = \(now)
-            WHERE token_hash = \(hash) AND used_at IS NULL AND revoked_at IS NULL AND expires_at > \(now)
-            RETURNING family_id, user_id, access_token_id, access_expires_at, expires_at
-            """)
-        if let row = claimed.first { return .valid(try Self.decode(row)) }
-        let rows = try await postgres.query("""
-            SELECT family_id, user_id, access_token_id, access_expires_at, expires_at, used_at IS NOT NULL AS used,
-                   revoked_at IS NOT NULL AS revoked
-            FROM \(table) WHERE token_hash = \(hash)
-            """)
-        guard let row = rows.first, try row.decode("used", as: Bool.self), !(try row.decode("revoked", as: Bool.self)) else {
-            return .invalid
+    func rotate<T: Sendable>(
+        hash: String, now: Date,
+        next: @Sendable (RefreshTokenRecord) async throws -> (hash: String, record: RefreshTokenRecord, result: T)?
+    ) async throws -> (use: RefreshTokenUse, result: T?) {
+        try await postgres.withTransaction { connection in
+            guard let family = try await connection.query("SELECT family_id FROM \(table) WHERE token_hash = \(hash)").first else {
+                return (.invalid, nil)
+            }
+            try await lock(family: try family.decode("family_id", as: UUID.self), on: connection)
+            let claimed = try await connection.query("""
+                UPDATE \(table) SET used_at = \(now)
+                WHERE token_hash = \(hash) AND used_at IS NULL AND revoked_at IS NULL AND expires_at > \(now)
+                RETURNING family_id, user_id, access_token_id, access_expires_at, expires_at
+                """)
+            if let row = claimed.first {
+                let record = try Self.decode(row)
+                guard let successor = try await next(record) else { return (.valid(record), nil) }
+                try await insert(hash: successor.hash, record: successor.record, on: connection)
+                return (.valid(record), successor.result)
+            }
+            let rows = try await connection.query("""
+                SELECT family_id, user_id, access_token_id, access_expires_at, expires_at, used_at IS NOT NULL AS used,
+                       revoked_at IS NOT NULL AS revoked
+                FROM \(table) WHERE token_hash = \(hash)
+                """)
+            guard let row = rows.first, try row.decode("used", as: Bool.self), !(try row.decode("revoked", as: Bool.self)) else {
+                return (.invalid, nil)
+            }
+            return (.reused(try Self.decode(row)), nil)
         }
-        return .reused(try Self.decode(row))
+    }
+
+    /// Serialises rotation and revocation of one family until the transaction ends.
+    private func lock(family: UUID, on connection: PostgresConnection) async throws {
+        try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(family.uuidString.lowercased()), 7))")
     }
 
     func revokeFamily(_ familyID: UUID, now: Date) async throws -> [IssuedAccessToken] {
@@ -78,16 +108,30 @@ struct PostgresRefreshTokenStore: RefreshTokenStore {
     }
 
     func revokeFamily(ofAccessToken tokenID: String, now: Date) async throws -> [IssuedAccessToken] {
-        try await revoke(where: "family_id IN (SELECT family_id FROM \(table) WHERE access_token_id = \(tokenID))", now: now)
+        try await revoke(where: "access_token_id = \(tokenID)", now: now)
     }
 
+    func revokeAll(userID: Int64, now: Date) async throws -> [IssuedAccessToken] {
+        try await revoke(where: "user_id = \(userID)", now: now)
+    }
+
+    /// Revokes the families matching `condition`, each under its lock, so no rotation in flight escapes.
     private func revoke(where condition: PostgresQuery, now: Date) async throws -> [IssuedAccessToken] {
-        try await postgres.query("""
-            UPDATE \(table) SET revoked_at = coalesce(revoked_at, \(now)) WHERE \(condition)
-            RETURNING access_token_id, access_expires_at
-            """).compactMap { row in
-            let token = IssuedAccessToken(tokenID: try row.decode("access_token_id"), expiresAt: try row.decode("access_expires_at"))
-            return token.expiresAt > now ? token : nil
+        try await postgres.withTransaction { connection in
+            let families = try await connection.query("SELECT DISTINCT family_id FROM \(table) WHERE \(condition) ORDER BY family_id")
+                .map { try $0.decode("family_id", as: UUID.self) }
+            for family in families { try await lock(family: family, on: connection) }
+            var tokens: [IssuedAccessToken] = []
+            for family in families {
+                tokens += try await connection.query("""
+                    UPDATE \(table) SET revoked_at = coalesce(revoked_at, \(now)) WHERE family_id = \(family)
+                    RETURNING access_token_id, access_expires_at
+                    """).compactMap { row in
+                    let token = IssuedAccessToken(tokenID: try row.decode("access_token_id"), expiresAt: try row.decode("access_expires_at"))
+                    return token.expiresAt > now ? token : nil
+                }
+            }
+            return tokens
         }
     }
 
@@ -113,12 +157,18 @@ actor InMemoryRefreshTokenStore: RefreshTokenStore {
         entries[hash] = Entry(record: record)
     }
 
-    func consume(hash: String, now: Date) async throws -> RefreshTokenUse {
-        guard let entry = entries[hash], !entry.revoked else { return .invalid }
-        if entry.used { return .reused(entry.record) }
-        guard entry.record.expiresAt > now else { return .invalid }
+    /// Not atomic across `next` (actor reentrancy): enough for unit tests of the rules, not for races.
+    func rotate<T: Sendable>(
+        hash: String, now: Date,
+        next: @Sendable (RefreshTokenRecord) async throws -> (hash: String, record: RefreshTokenRecord, result: T)?
+    ) async throws -> (use: RefreshTokenUse, result: T?) {
+        guard let entry = entries[hash], !entry.revoked else { return (.invalid, nil) }
+        if entry.used { return (.reused(entry.record), nil) }
+        guard entry.record.expiresAt > now else { return (.invalid, nil) }
         entries[hash]?.used = true
-        return .valid(entry.record)
+        guard let successor = try await next(entry.record) else { return (.valid(entry.record), nil) }
+        entries[successor.hash] = Entry(record: successor.record)
+        return (.valid(entry.record), successor.result)
     }
 
     func revokeFamily(_ familyID: UUID, now: Date) async throws -> [IssuedAccessToken] {
@@ -133,5 +183,13 @@ actor InMemoryRefreshTokenStore: RefreshTokenStore {
     func revokeFamily(ofAccessToken tokenID: String, now: Date) async throws -> [IssuedAccessToken] {
         guard let family = entries.values.first(where: { $0.record.accessToken.tokenID == tokenID })?.record.familyID else { return [] }
         return try await revokeFamily(family, now: now)
+    }
+
+    func revokeAll(userID: Int64, now: Date) async throws -> [IssuedAccessToken] {
+        var tokens: [IssuedAccessToken] = []
+        for family in Set(entries.values.filter { $0.record.userID == userID }.map(\.record.familyID)) {
+            tokens += try await revokeFamily(family, now: now)
+        }
+        return tokens
     }
 }

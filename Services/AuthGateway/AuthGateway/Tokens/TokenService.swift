@@ -28,25 +28,38 @@ struct TokenService: Sendable {
 
     /// A new access and refresh token for `user`, in `family` (a new family for a login).
     func issue(for user: User, family: UUID = UUID(), now: Date = Date()) async throws -> TokenPair {
+        let issued = try await makePair(for: user, family: family, now: now)
+        try await refreshTokens.insert(hash: issued.hash, record: issued.record)
+        return issued.result
+    }
+
+    /// A signed access token and a new refresh token, with the record to store for the latter.
+    private func makePair(for user: User, family: UUID, now: Date) async throws -> (hash: String, record: RefreshTokenRecord, result: TokenPair) {
         let claims = AccessTokenClaims(userID: user.publicID, role: user.role, tokenID: UUID().uuidString.lowercased(),
                                        issuedAt: now, lifetime: accessLifetime)
         let accessToken = try await signer.sign(claims)
         let refreshToken = Self.makeRefreshToken()
-        try await refreshTokens.insert(hash: Self.hash(refreshToken), record: RefreshTokenRecord(
+        let record = RefreshTokenRecord(
             familyID: family, userID: user.id,
             accessToken: IssuedAccessToken(tokenID: claims.jti.value, expiresAt: claims.exp.value),
-            expiresAt: now.addingTimeInterval(refreshLifetime.secondsValue)))
-        return TokenPair(accessToken: accessToken, refreshToken: refreshToken, tokenType: "bearer",
-                         expiresIn: Int(accessLifetime.components.seconds))
+            expiresAt: now.addingTimeInterval(refreshLifetime.secondsValue))
+        let pair = TokenPair(accessToken: accessToken, refreshToken: refreshToken, tokenType: "bearer",
+                             expiresIn: Int(accessLifetime.components.seconds))
+        return (Self.hash(refreshToken), record, pair)
     }
 
     /// Rotates a refresh token: the presented one is spent and a new pair is issued in its family. A spent
     /// token presented again revokes the whole family, including the access tokens issued in it.
     func refresh(_ refreshToken: String, users: any UserRepository, now: Date = Date()) async throws -> TokenPair {
-        switch try await refreshTokens.consume(hash: Self.hash(refreshToken), now: now) {
-        case .valid(let record):
-            guard let user = try await users.find(id: record.userID) else { throw APIError.invalidRefreshToken }
-            return try await issue(for: user, family: record.familyID, now: now)
+        let rotation = try await refreshTokens.rotate(hash: Self.hash(refreshToken), now: now) {
+            (record: RefreshTokenRecord) async throws -> (hash: String, record: RefreshTokenRecord, result: TokenPair)? in
+            guard let user = try await users.find(id: record.userID) else { return nil }
+            return try await makePair(for: user, family: record.familyID, now: now)
+        }
+        switch rotation.use {
+        case .valid:
+            guard let pair = rotation.result else { throw APIError.invalidRefreshToken }
+            return pair
         case .reused(let record):
             try await revoke(try await refreshTokens.revokeFamily(record.familyID, now: now))
             throw APIError(.unauthorized, code: .invalidToken,
@@ -60,6 +73,13 @@ struct TokenService: Sendable {
     func logout(_ user: AuthenticatedUser, now: Date = Date()) async throws {
         try await state.revoke(tokenID: user.tokenID, expiresAt: user.expiresAt)
         try await revoke(try await refreshTokens.revokeFamily(ofAccessToken: user.tokenID, now: now))
+    }
+
+    /// Ends every session of the user, the caller's own included: all refresh token families and all access
+    /// tokens (password changed).
+    func endAllSessions(of user: User, now: Date = Date()) async throws {
+        try await revoke(try await refreshTokens.revokeAll(userID: user.id, now: now))
+        try await revokeAccessTokens(of: user, now: now)
     }
 
     /// Rejects every access token the user holds (role changed, account deleted).
