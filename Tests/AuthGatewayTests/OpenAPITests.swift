@@ -17,10 +17,21 @@ import Testing
         #expect(document.root["openapi"] == .string("3.1.0"))
         #expect(document.root["info"] != nil)
         #expect(document.unresolvedReferences == [], "dangling $ref in \(service)")
+        // An unquoted comma inside a YAML flow mapping splits a description into bogus null-valued keys.
+        #expect(Self.nullValues(in: .object(document.root)) == [], "null values (unquoted commas?) in \(service)")
         for (path, method, operation) in document.operations {
             #expect(path.hasPrefix("/"), "\(method) \(path)")
             #expect(operation["responses"] != nil, "\(method) \(path) has no responses")
             #expect(operation["summary"] != nil, "\(method) \(path) has no summary")
+        }
+    }
+
+    static func nullValues(in value: JSONValue, at path: String = "") -> [String] {
+        switch value {
+        case .null: [path]
+        case .object(let object): object.flatMap { nullValues(in: $0.value, at: path + "/" + $0.key) }
+        case .array(let array): array.flatMap { nullValues(in: $0, at: path) }
+        default: []
         }
     }
 

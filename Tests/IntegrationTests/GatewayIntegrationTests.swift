@@ -356,6 +356,24 @@ extension Integration {
             }
         }
 
+        @Test func corsAnswersConfiguredOriginsOnly() async throws {
+            try await GatewayStack.run(gatewaySettings: ["GATEWAY_CORS_ORIGINS": "https://app.example.com"]) { stack in
+                let preflight = try await stack.send(.OPTIONS, "/api/v1/pipelines", headers: [
+                    ("Origin", "https://app.example.com"), ("Access-Control-Request-Method", "POST"),
+                ])
+                #expect(preflight.status == 204)
+                #expect(preflight.header("Access-Control-Allow-Origin") == "https://app.example.com")
+                #expect(preflight.header("Access-Control-Allow-Headers")?.contains("Authorization") == true)
+                let user = try await stack.user()
+                let allowed = try await stack.send(.GET, "/api/v1/users/me", token: user.access, headers: [("Origin", "https://app.example.com")])
+                #expect(allowed.header("Access-Control-Allow-Origin") == "https://app.example.com")
+                #expect(allowed.header("Access-Control-Expose-Headers")?.contains("X-RateLimit-Remaining") == true)
+                let foreign = try await stack.send(.GET, "/api/v1/users/me", token: user.access, headers: [("Origin", "https://evil.example")])
+                #expect(foreign.status == 200)
+                #expect(foreign.header("Access-Control-Allow-Origin") == nil)
+            }
+        }
+
         @Test func adminManagesUsers() async throws {
             try await GatewayStack.run { stack in
                 let admin = try await stack.user(.admin)
