@@ -71,7 +71,11 @@ struct AccessPolicy: Sendable {
 
     /// What a request needs.
     func access(method: HTTPRequest.Method, path: String) -> RouteAccess {
-        let segments = PathPattern.split(path)
+        access(method: method, segments: PathPattern.split(path))
+    }
+
+    /// What a request needs, for a path already split into segments.
+    func access(method: HTTPRequest.Method, segments: [Substring]) -> RouteAccess {
         for rule in rules where rule.methods.map({ $0.contains(method) }) ?? true && rule.pattern.matches(segments) {
             return rule.access
         }

@@ -23,8 +23,9 @@ struct GatewayAccessMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         // By segments, as the router matches: `/api/v1/x`, `/api/v1/x/` and (were it not refused earlier) `//api/v1/x` alike.
-        guard PathPattern.split(path).starts(with: ["api", "v1"]) else { return try await next(request, context) }
-        let access = policy.access(method: request.method, path: path)
+        let segments = PathPattern.split(path)
+        guard segments.starts(with: ["api", "v1"]) else { return try await next(request, context) }
+        let access = policy.access(method: request.method, segments: segments)
 
         // A request without a valid token is counted as anonymous (per address), so guessing tokens is limited
         // like guessing passwords, and its 401 carries the rate-limit headers too.
@@ -44,7 +45,7 @@ struct GatewayAccessMiddleware: RouterMiddleware {
 
         let now = Date()
         let window = RateLimitWindow(now: now, length: rateLimits.window)
-        let bucket = rateLimits.bucket(method: request.method, path: path, user: user, clientAddress: clientAddress(request, context))
+        let bucket = rateLimits.bucket(method: request.method, segments: segments, user: user, clientAddress: clientAddress(request, context))
         let found: AccessState
         do {
             found = try await state.check(bucket: bucket, window: window, windowLength: rateLimits.window, token: user)

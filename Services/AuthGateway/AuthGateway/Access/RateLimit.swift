@@ -14,9 +14,14 @@ struct RateLimitPolicy: Sendable {
 
     /// The counter a request is charged to, or `nil` when limits are off.
     func bucket(method: HTTPRequest.Method, path: String, user: AuthenticatedUser?, clientAddress: String) -> RateLimitBucket? {
+        bucket(method: method, segments: PathPattern.split(path), user: user, clientAddress: clientAddress)
+    }
+
+    /// The same, for a path already split into segments.
+    func bucket(method: HTTPRequest.Method, segments: [Substring], user: AuthenticatedUser?, clientAddress: String) -> RateLimitBucket? {
         guard enabled else { return nil }
         guard let user else { return RateLimitBucket(name: "anonymous:\(clientAddress)", limit: anonymousPerAddress) }
-        if method == .post, PathPattern.split(path) == ["api", "v1", "pipelines", "generate"] {
+        if method == .post, segments == ["api", "v1", "pipelines", "generate"] {
             return RateLimitBucket(name: "generate:\(user.userID)", limit: generation)
         }
         return RateLimitBucket(name: "user:\(user.userID)", limit: user.role == .admin ? perAdmin : perUser)

@@ -45,8 +45,16 @@ struct GatewayResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.Con
             if segment.isEmpty { if index == segments.count - 1 { continue } else { return false } }
             if segment == "." || segment == ".." { return false }
         }
-        let lowered = path.lowercased()
-        return !["%2f", "%5c", "%2e", "\\"].contains { lowered.contains($0) }
+        // Byte scan (this runs on every request): no `\`, and no `%2F`, `%5C` or `%2E` in any case.
+        let bytes = Array(path.utf8)
+        for (index, byte) in bytes.enumerated() {
+            if byte == UInt8(ascii: "\\") { return false }
+            guard byte == UInt8(ascii: "%"), index + 2 < bytes.count else { continue }
+            let high = bytes[index + 1], low = bytes[index + 2] | 0x20
+            if (high == UInt8(ascii: "2") && (low == UInt8(ascii: "f") || low == UInt8(ascii: "e")))
+                || (high == UInt8(ascii: "5") && low == UInt8(ascii: "c")) { return false }
+        }
+        return true
     }
 
     /// The `/api/v1` path of an unversioned alias (query kept), or `nil` when the path is not an alias.

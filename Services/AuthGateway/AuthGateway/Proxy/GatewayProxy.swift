@@ -37,7 +37,7 @@ struct GatewayProxy: Sendable {
         let response: HTTPClientResponse
         do {
             // The read timeout of the client bounds a silent service; the deadline only stops runaway requests.
-            response = try await httpClient.execute(outbound, deadline: .now() + .hours(1), logger: context.logger)
+            response = try await httpClient.execute(outbound, deadline: .now() + .hours(1))
         } catch let error as APIError {
             throw error
         } catch {
