@@ -14,10 +14,7 @@ public enum ConnectionsVaultService {
 
     /// The only wiring point of the service: clients, routes and workers, from settings.
     public static func buildApplication(settings: ServiceSettings, logger: Logger) async throws -> some ApplicationProtocol {
-        let platform = PlatformServices(
-            settings: settings, logger: logger, schema: schema,
-            migrations: try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil)),
-            openAPI: try OpenAPIDocument.load(directory: Bundle.module.url(forResource: "OpenAPI", withExtension: nil)))
+        let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
         let router = try await platform.makeRouter(authenticating: true)
         return platform.makeApplication(router: router)
     }

@@ -44,6 +44,15 @@ public struct PlatformServices: Sendable {
                                  observer: metrics.poolObserver(pool: "redis"))
     }
 
+    /// The same, with the migrations and the API document read from a service's `Migrations` and `OpenAPI`
+    /// resource directories (pass its `Bundle.module`).
+    public init(settings: ServiceSettings, logger: Logger, schema: String, resources: Bundle) throws {
+        self.init(
+            settings: settings, logger: logger, schema: schema,
+            migrations: try Self.migrations(in: resources.url(forResource: "Migrations", withExtension: nil)),
+            openAPI: try OpenAPIDocument.load(directory: resources.url(forResource: "OpenAPI", withExtension: nil)))
+    }
+
     /// The readiness checks of the two shared dependencies.
     public var healthChecks: [HealthCheck] {
         [
