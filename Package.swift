@@ -9,7 +9,9 @@ let services: [(module: String, product: String, dependencies: [Target.Dependenc
         .product(name: "JWTKit", package: "jwt-kit"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
     ]),
-    ("ConnectionsVault", "connections-vault", []),
+    ("ConnectionsVault", "connections-vault", [
+        .product(name: "Crypto", package: "swift-crypto"),
+    ]),
     ("Scheduler", "scheduler", []),
     ("PipelineRunner", "pipeline-runner", []),
     ("FileStorage", "file-storage", []),
@@ -86,6 +88,14 @@ var targets: [Target] = [
             .product(name: "JWTKit", package: "jwt-kit"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+        ],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "ConnectionsVaultTests",
+        dependencies: [
+            "ConnectionsVault", "Platform", "SharedModels",
+            .product(name: "Crypto", package: "swift-crypto"),
         ],
         swiftSettings: swiftSettings
     ),

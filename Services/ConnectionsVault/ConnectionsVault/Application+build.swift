@@ -12,6 +12,11 @@ public enum ConnectionsVaultService {
     /// The PostgreSQL schema this service owns.
     public static let schema = "connections"
 
+    /// The service's schema migrations (also for tests that prepare the schema without booting the service).
+    public static func migrations() throws -> [Migration] {
+        try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil))
+    }
+
     /// The only wiring point of the service: clients, routes and workers, from settings.
     public static func buildApplication(settings: ServiceSettings, logger: Logger) async throws -> some ApplicationProtocol {
         let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)

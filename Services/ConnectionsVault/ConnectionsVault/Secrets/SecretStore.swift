@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import Platform
+import SharedModels
+
+/// Who touches a secret, for the audit trail: a user (`user_3`) or a service (`service:scheduler`).
+struct SecretActor: Sendable, Equatable {
+    /// The id recorded as the actor.
+    var id: String
+    /// The service through which it acted.
+    var service: String
+}
+
+/// One version of a secret.
+struct SecretVersion: Sendable, Equatable {
+    var path: String
+    var version: Int
+    /// The secret's fields (`host`, `password`, ...).
+    var data: [String: String]
+    var createdAt: Date
+}
+
+/// A key-value secrets engine with versions (KV-v2-like): write a new version, read the latest or a given
+/// one, delete every version. The built-in engine and HashiCorp Vault both sit behind this protocol.
+protocol SecretBackend: Sendable {
+    /// Stores `data` as the next version of `path`; returns its number.
+    func write(path: String, data: [String: String], actor: SecretActor) async throws -> Int
+    /// The latest version, or the given one; `nil` when there is none.
+    func read(path: String, version: Int?, actor: SecretActor) async throws -> SecretVersion?
+    /// Deletes every version; false when the path did not exist.
+    func delete(path: String, actor: SecretActor) async throws -> Bool
+    /// The version numbers kept for a path, oldest first.
+    func versions(path: String) async throws -> [Int]
+}
+
+/// Records secret operations in the audit trail. The record names the path, never any secret material.
+protocol SecretAuditor: Sendable {
+    func record(_ event: AuditEvent) async throws
+}
+
+/// Audit records to the `platform:audit` stream.
+struct StreamSecretAuditor: SecretAuditor {
+    let publisher: StreamPublisher
+
+    func record(_ event: AuditEvent) async throws {
+        _ = try await publisher.publish(event)
+    }
+}
+
+/// The built-in engine: sealed versions in PostgreSQL (`vault_secrets`, `vault_secret_versions`), keeping the
+/// last `retainedVersions`. Every read, write and delete is audited first-class: if the audit record cannot be
+/// written, the operation fails (a secret is never read without a trace).
+struct BuiltInSecretBackend: SecretBackend {
+    let postgres: PostgresClient
+    let sealer: SecretSealer
+    let auditor: any SecretAuditor
+    let retainedVersions: Int
+    let serviceName: String
+    private let secrets: PostgresIdentifier
+    private let versionsTable: PostgresIdentifier
+
+    init(postgres: PostgresClient, schema: String, sealer: SecretSealer, auditor: any SecretAuditor, retainedVersions: Int, serviceName: String) throws {
+        self.postgres = postgres
+        self.sealer = sealer
+        self.auditor = auditor
+        self.retainedVersions = max(1, retainedVersions)
+        self.serviceName = serviceName
+        self.secrets = try PostgresIdentifier("vault_secrets", schema: schema)
+        self.versionsTable = try PostgresIdentifier("vault_secret_versions", schema: schema)
+    }
+
+    func write(path: String, data: [String: String], actor: SecretActor) async throws -> Int {
+        let plaintext = try JSONEncoder.platform.encode(data)
+        let version = try await postgres.withTransaction { connection in
+            let current = try await connection.query("""
+                INSERT INTO \(secrets) (path, current_version) VALUES (\(path), 1)
+                ON CONFLICT (path) DO UPDATE SET current_version = \(secrets).current_version + 1, updated_at = now()
+                RETURNING current_version
+                """).first!.decode("current_version", as: Int.self)
+            let sealed = try sealer.seal(plaintext, path: path, version: current)
+            try await connection.query("""
+                INSERT INTO \(versionsTable) (path, version, key_id, wrapped_key, ciphertext)
+                VALUES (\(path), \(current), \(sealed.keyID), \(PostgresBytes(sealed.wrappedKey)), \(PostgresBytes(sealed.ciphertext)))
+                """)
+            try await connection.query("DELETE FROM \(versionsTable) WHERE path = \(path) AND version <= \(current - retainedVersions)")
+            return current
+        }
+        try await audit("secret.write", path: path, actor: actor, details: ["version": .number(Double(version))])
+        return version
+    }
+
+    func read(path: String, version: Int?, actor: SecretActor) async throws -> SecretVersion? {
+        let rows: PostgresRows
+        if let version {
+            rows = try await postgres.query("""
+                SELECT version, key_id, wrapped_key, ciphertext, created_at FROM \(versionsTable) WHERE path = \(path) AND version = \(version)
+                """)
+        } else {
+            rows = try await postgres.query("""
+                SELECT version, key_id, wrapped_key, ciphertext, created_at FROM \(versionsTable)
+                WHERE path = \(path) ORDER BY version DESC LIMIT 1
+                """)
+        }
+        guard let row = rows.first else { return nil }
+        let number = try row.decode("version", as: Int.self)
+        let sealed = SealedSecret(keyID: try row.decode("key_id"), wrappedKey: try row.decode("wrapped_key", as: PostgresBytes.self).bytes,
+                                  ciphertext: try row.decode("ciphertext", as: PostgresBytes.self).bytes)
+        // Audited before the secret is opened and handed out.
+        try await audit("secret.read", path: path, actor: actor, details: ["version": .number(Double(number))])
+        let data = try JSONDecoder().decode([String: String].self, from: sealer.unseal(sealed, path: path, version: number))
+        return SecretVersion(path: path, version: number, data: data, createdAt: try row.decode("created_at"))
+    }
+
+    func delete(path: String, actor: SecretActor) async throws -> Bool {
+        let deleted = try await postgres.query("DELETE FROM \(secrets) WHERE path = \(path) RETURNING path").count == 1
+        if deleted { try await audit("secret.delete", path: path, actor: actor, details: [:]) }
+        return deleted
+    }
+
+    func versions(path: String) async throws -> [Int] {
+        try await postgres.query("SELECT version FROM \(versionsTable) WHERE path = \(path) ORDER BY version")
+            .map { try $0.decode("version", as: Int.self) }
+    }
+
+    /// Rewraps every data key not wrapped by the active master key, in batches, while the service keeps
+    /// serving (each version is updated only if nobody changed it meanwhile). Returns how many it rewrapped.
+    func rewrapAll(batchSize: Int = 500) async throws -> Int {
+        var total = 0
+        while true {
+            let rows = try await postgres.query("""
+                SELECT path, version, key_id, wrapped_key, ciphertext FROM \(versionsTable)
+                WHERE key_id <> \(sealer.keyring.activeKeyID) ORDER BY path, version LIMIT \(batchSize)
+                """)
+            if rows.count == 0 { return total }
+            var progressed = 0
+            for row in rows {
+                let path = try row.decode("path", as: String.self)
+                let version = try row.decode("version", as: Int.self)
+                let old = SealedSecret(keyID: try row.decode("key_id"), wrappedKey: try row.decode("wrapped_key", as: PostgresBytes.self).bytes,
+                                       ciphertext: try row.decode("ciphertext", as: PostgresBytes.self).bytes)
+                let new = try sealer.rewrap(old, path: path, version: version)
+                progressed += try await postgres.query("""
+                    UPDATE \(versionsTable) SET key_id = \(new.keyID), wrapped_key = \(PostgresBytes(new.wrappedKey))
+                    WHERE path = \(path) AND version = \(version) AND key_id = \(old.keyID) RETURNING version
+                    """).count
+            }
+            total += progressed
+            if progressed == 0 { return total }
+        }
+    }
+
+    private func audit(_ action: String, path: String, actor: SecretActor, details: [String: JSONValue]) async throws {
+        try await auditor.record(AuditEvent(actor: actor.id, action: action, resource: path, service: actor.service, details: details))
+    }
+}
