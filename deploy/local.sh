@@ -26,6 +26,8 @@
 #   ADMIN_USERNAME [admin]                first administrator, seeded by auth-gateway
 #   ADMIN_PASSWORD [generated once into .data/secrets/admin.password]
 #   ADMIN_EMAIL [admin@platform.local]
+#   VAULT_MASTER_KEYS [generated once into .data/secrets/vault-master-keys]  id:base64 master keys of the
+#                                         built-in vault (connections-vault only); VAULT_ACTIVE_KEY picks one
 #   AUTH_JWT_PRIVATE_KEY_FILE [generated once into .data/secrets/jwt-ed25519.key]  the gateway's signing key
 #                                         (base64 of a 32-byte Ed25519 seed, or PEM); the other services fetch
 #                                         the public key from the gateway's /.well-known/jwks.json
@@ -66,6 +68,7 @@ PG_SOCKET=$DATA_DIR/pg-socket
 REDIS_DIR=$DATA_DIR/redis
 SECRETS_DIR=$DATA_DIR/secrets
 JWT_KEY_FILE=${AUTH_JWT_PRIVATE_KEY_FILE:-$SECRETS_DIR/jwt-ed25519.key}
+VAULT_KEYS_FILE=$SECRETS_DIR/vault-master-keys
 RUN_DIR=$DATA_DIR/run
 LOG_DIR=$DATA_DIR/logs
 PG_ROLE=platform
@@ -207,6 +210,12 @@ start_service() {
             unset ADMIN_USERNAME ADMIN_PASSWORD ADMIN_EMAIL AUTH_JWT_PRIVATE_KEY_FILE AUTH_JWT_PRIVATE_KEY
             export AUTH_JWKS_URL=http://127.0.0.1:$(service_port auth-gateway)/.well-known/jwks.json
         fi
+        if [[ $name == connections-vault ]]; then
+            VAULT_MASTER_KEYS=${VAULT_MASTER_KEYS:-$(<"$VAULT_KEYS_FILE")}
+            export VAULT_MASTER_KEYS
+        else
+            unset VAULT_MASTER_KEYS
+        fi
         cd -- "$ROOT"
         exec setsid "$SELF" __supervise "$name" "$BIN_DIR/$name" </dev/null >>"$log" 2>&1
     ) &
@@ -249,6 +258,11 @@ cmd_up() {
             die "cannot write $JWT_KEY_FILE"
     fi
     chmod 600 -- "$JWT_KEY_FILE"
+    if [[ -z ${VAULT_MASTER_KEYS:-} && ! -s $VAULT_KEYS_FILE ]]; then
+        (umask 077 && printf 'local-1:%s\n' "$(head -c 32 /dev/urandom | base64)" >"$VAULT_KEYS_FILE.tmp" &&
+            mv -f -- "$VAULT_KEYS_FILE.tmp" "$VAULT_KEYS_FILE") || die "cannot write $VAULT_KEYS_FILE"
+    fi
+    if [[ -s $VAULT_KEYS_FILE ]]; then chmod 600 -- "$VAULT_KEYS_FILE"; fi
 
     start_postgres "$PG_DATA" "$PG_PORT" "$PG_SOCKET" "$PG_ROLE" "$pg_password" "$PG_DATABASE" durable ||
         die "PostgreSQL did not start"
@@ -459,6 +473,9 @@ EOF
     export POSTGRES_PASSWORD=$password POSTGRES_DATABASE=$PG_DATABASE
     export REDIS_HOST=127.0.0.1 REDIS_PORT=$redis_port
     export PLATFORM_INTEGRATION=1
+    # A master key for the built-in vault of connections-vault, made for this run only.
+    VAULT_MASTER_KEYS="test-$(date +%s):$(head -c 32 /dev/urandom | base64)"
+    export VAULT_MASTER_KEYS
     export PLATFORM_TEST_PG_RESTART=$TEST_TMP/restart-postgres
     export PLATFORM_TEST_REDIS_RESTART=$TEST_TMP/restart-redis
     export PLATFORM_TEST_PG_SUPERUSER_SOCKET=$sock PLATFORM_TEST_PG_SUPERUSER=postgres

@@ -136,8 +136,7 @@ extension Integration {
 
         /// Each role against a representative route of each service: 403 where the role table forbids it,
         /// otherwise the request reaches the owning service, which verifies the token itself with the gateway's
-        /// JWKS and answers (404: the services do not have these routes yet; the gateway never says 404 for
-        /// a proxied prefix).
+        /// JWKS and answers: never 401 or 403, and never a 500.
         @Test func roleMatrix() async throws {
             try await GatewayStack.run { stack in
                 var tokens: [GatewayStack.UserRoleName: String] = [:]
@@ -163,7 +162,9 @@ extension Integration {
                         let allowed = order.firstIndex(of: role)! >= order.firstIndex(of: minimum)!
                         if allowed {
                             #expect(reply.status != 401 && reply.status != 403, "\(role) \(method) \(path): \(reply.status)")
-                            #expect(reply.status == (service == nil ? 200 : 404), "\(role) \(method) \(path)")
+                            // The service answered (a route that does not exist yet says 404, a bodiless POST 400).
+                            #expect(service != nil || reply.status == 200, "\(role) \(method) \(path)")
+                            #expect(reply.status < 500, "\(role) \(method) \(path): \(reply.status)")
                         } else {
                             #expect(reply.status == 403, "\(role) \(method) \(path): \(reply.status)")
                             #expect(reply.errorCode == "PERMISSION_DENIED")
@@ -177,7 +178,8 @@ extension Integration {
                         #expect(try await stack.send(method, path, base: base).status == 401, "direct \(method) \(path)")
                         #expect(try await stack.send(method, "/" + path, base: base).status == 401, "direct //\(path)")
                         #expect(try await stack.send(method, path, token: "forged", base: base).errorCode == "INVALID_TOKEN")
-                        #expect(try await stack.send(method, path, token: tokens[.analyst], base: base).status == 404)
+                        let direct = try await stack.send(method, path, token: tokens[.analyst], base: base).status
+                        #expect(direct != 401 && direct < 500, "direct with a token \(method) \(path): \(direct)")
                     }
                 }
             }

@@ -20,7 +20,25 @@ public enum ConnectionsVaultService {
     /// The only wiring point of the service: clients, routes and workers, from settings.
     public static func buildApplication(settings: ServiceSettings, logger: Logger) async throws -> some ApplicationProtocol {
         let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
+        let config = settings.config
+        let keyring = try MasterKeyring(
+            configuration: config.string(forKey: "vault.master_keys", isSecret: true) ?? "",
+            active: config.string(forKey: "vault.active_key"))
+        let publisher = StreamPublisher(redis: platform.redis)
+        let secrets = try BuiltInSecretBackend(
+            postgres: platform.postgres, schema: schema, sealer: SecretSealer(keyring: keyring),
+            auditor: StreamSecretAuditor(publisher: publisher),
+            retainedVersions: config.int(forKey: "vault.retained_versions", default: 10), serviceName: name)
+        // Checks against customers' databases block a thread each for up to the connect timeout.
+        let checks = ThreadPoolService(threads: config.int(forKey: "connections.test.threads", default: 4))
+        let connections = ConnectionService(
+            connections: try PostgresConnectionRepository(postgres: platform.postgres, schema: schema), secrets: secrets,
+            tester: ConnectionTester(threadPool: checks.threadPool,
+                                     connectTimeoutSeconds: config.int(forKey: "connections.test.connect_timeout_seconds", default: 5)),
+            events: publisher, logger: logger)
+
         let router = try await platform.makeRouter(authenticating: true)
-        return platform.makeApplication(router: router)
+        ConnectionsController(service: connections, serviceName: name).addRoutes(to: router.group("api/v1/connections"))
+        return platform.makeApplication(router: router, services: [checks])
     }
 }

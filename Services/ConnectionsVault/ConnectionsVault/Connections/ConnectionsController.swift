@@ -1,0 +1,58 @@
+import Foundation
+import Hummingbird
+import Platform
+
+/// `/api/v1/connections` (`001-connections-api.md`).
+struct ConnectionsController: Sendable {
+    let service: ConnectionService
+    let serviceName: String
+
+    func addRoutes(to group: RouterGroup<PlatformRequestContext>) {
+        group.post { request, context in
+            let body = try await request.decodeJSON(as: CreateConnectionRequest.self, context: context)
+            let connection = try await service.create(body, actor: actor(context))
+            return try JSONResponse(ConnectionResponse(connection), status: .created)
+        }
+        group.get { request, _ in
+            let query = request.uri.queryParameters
+            var filter = ConnectionFilter()
+            if let environment = query.get("environment") {
+                try ConnectionRules.validate(environment: environment)
+                filter.environment = environment
+            }
+            filter.tag = query.get("tag")
+            if let active = query.get("is_active") {
+                guard let value = Bool(active.lowercased()) else { throw APIError.validation(field: "is_active", reason: "must be true or false") }
+                filter.isActive = value
+            }
+            return try JSONResponse(try await service.connections.list(filter).map(ConnectionResponse.init))
+        }
+        group.get(":id") { _, context in
+            let id = try Self.id(context)
+            guard let connection = try await service.connections.find(id: id) else { throw APIError.notFound("connection", id: String(id)) }
+            return try JSONResponse(ConnectionResponse(connection))
+        }
+        group.put(":id") { request, context in
+            let body = try await request.decodeJSON(as: UpdateConnectionRequest.self, context: context)
+            return try JSONResponse(ConnectionResponse(try await service.update(id: try Self.id(context), request: body, actor: actor(context))))
+        }
+        group.delete(":id") { _, context in
+            try await service.delete(id: try Self.id(context), actor: actor(context))
+            return try JSONResponse(["message": "Connection deleted"])
+        }
+        group.post(":id/test") { request, context in
+            let performance = request.uri.queryParameters.get("include_performance").map { $0.lowercased() == "true" } ?? false
+            return try JSONResponse(try await service.test(id: try Self.id(context), measurePerformance: performance, actor: actor(context)))
+        }
+    }
+
+    private func actor(_ context: PlatformRequestContext) -> SecretActor {
+        SecretActor(id: context.user?.userID ?? "anonymous", service: serviceName)
+    }
+
+    private static func id(_ context: PlatformRequestContext) throws -> Int64 {
+        let text = context.parameters.get("id") ?? ""
+        guard let id = Int64(text), id > 0 else { throw APIError.notFound("connection", id: text) }
+        return id
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Platform
+import PlatformTesting
+import Testing
+
+extension Integration {
+    /// Connections through the gateway, with the platform's own test database playing the customer's database
+    /// (a password-protected role over TCP).
+    @Suite struct ConnectionsTests {
+        func credentials(password: String? = nil, port: Int? = nil) throws -> [String: Any] {
+            let database = try TestEnvironment.postgres()
+            return [
+                "host": database.host, "port": port ?? database.port, "database": database.database,
+                "username": database.username, "password": password ?? (database.password ?? ""), "sslmode": "disable",
+            ]
+        }
+
+        @Test func createTestUpdateAndDeleteThroughTheGateway() async throws {
+            try await GatewayStack.run { stack in
+                let engineer = try await stack.user(.engineer)
+                let name = "Sales DB " + TestEnvironment.uniqueName("c")
+                var body = try credentials()
+                body.merge(["name": name, "environment": "staging", "description": "sales", "tags": ["sales", "critical"]]) { _, new in new }
+                let created = try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: body)
+                #expect(created.status == 201)
+                let id = try #require(created.json["id"] as? Int)
+                let vaultPath = try #require(created.json["vault_path"] as? String)
+                #expect(vaultPath.hasPrefix("secret/database/connections/sales-db-"))
+                #expect(created.json["tags"] as? [String] == ["sales", "critical"])
+                #expect(created.json["is_active"] as? Bool == true)
+                let password = try #require(body["password"] as? String)
+                for text in [String(decoding: created.body, as: UTF8.self)] {
+                    #expect(!text.contains(password) && !text.contains("\"host\"") && !text.contains("username"))
+                }
+
+                // The same vault path again is a conflict; bad fields are 422 naming the field.
+                var duplicate = body
+                duplicate["vault_path"] = vaultPath
+                #expect(try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: duplicate).status == 409)
+                for (field, value) in [("port", 70000 as Any), ("environment", "prod" as Any), ("vault_path", "../etc" as Any)] {
+                    var bad = body
+                    bad[field] = value
+                    bad["vault_path"] = field == "vault_path" ? value : "secret/test/" + TestEnvironment.uniqueName("v")
+                    let reply = try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: bad)
+                    #expect(reply.status == 422, "\(field)")
+                    #expect(((reply.json["error"] as? [String: Any])?["details"] as? [String: Any])?["field"] as? String == field)
+                }
+                var missing = body
+                missing["password"] = nil
+                #expect(try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: missing).status == 422)
+
+                let analyst = try await stack.user(.analyst)
+                let listed = try await stack.send(.GET, "/api/v1/connections/?environment=staging&tag=sales", token: analyst.access)
+                #expect(listed.status == 200)
+                let items = try #require(try JSONSerialization.jsonObject(with: listed.body) as? [[String: Any]])
+                #expect(items.contains { $0["id"] as? Int == id })
+                #expect(try await stack.send(.GET, "/api/v1/connections/\(id)", token: analyst.access).json["name"] as? String == name)
+                #expect(try await stack.send(.GET, "/api/v1/connections/999999999", token: analyst.access).errorCode == "RESOURCE_NOT_FOUND")
+
+                // A good connection; with performance figures on request.
+                let good = try await stack.send(.POST, "/api/v1/connections/\(id)/test?include_performance=true", token: analyst.access)
+                #expect(good.json["test_status"] as? String == "success")
+                let details = try #require(good.json["details"] as? [String: Bool])
+                #expect(details == ["connection_established": true, "authentication_successful": true, "query_execution_successful": true])
+                #expect((good.json["performance"] as? [String: Any])?["round_trips"] as? Int == 20)
+
+                // Changing only the host keeps the password working.
+                let hostOnly = try await stack.send(.PUT, "/api/v1/connections/\(id)", token: engineer.access,
+                                                    json: ["host": try TestEnvironment.postgres().host, "description": "moved"])
+                #expect(hostOnly.status == 200)
+                #expect(hostOnly.json["description"] as? String == "moved")
+                #expect(try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: analyst.access).json["test_status"] as? String == "success")
+
+                // A wrong password and an unreachable server fail differently, and say nothing secret.
+                _ = try await stack.send(.PUT, "/api/v1/connections/\(id)", token: engineer.access, json: ["password": "wrong-\(password)"])
+                let wrong = try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: analyst.access)
+                #expect(wrong.json["test_status"] as? String == "failed")
+                #expect((wrong.json["error"] as? [String: Any])?["code"] as? String == "AUTHENTICATION_FAILED")
+                #expect(!String(decoding: wrong.body, as: UTF8.self).contains(password))
+                _ = try await stack.send(.PUT, "/api/v1/connections/\(id)", token: engineer.access,
+                                         json: ["password": password, "port": try TestEnvironment.freePort()])
+                let unreachable = try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: analyst.access)
+                #expect((unreachable.json["error"] as? [String: Any])?["code"] as? String == "CONNECTION_FAILED")
+                #expect((unreachable.json["details"] as? [String: Bool])?["connection_established"] == false)
+
+                // Nothing readable is stored in the connections table or the vault tables.
+                let postgres = PostgresClient(configuration: try TestEnvironment.postgres(), maxConnections: 1, logger: TestEnvironment.logger)
+                try await withServices([postgres]) {
+                    let dump = try await postgres.query("""
+                        SELECT (SELECT string_agg(c::text, ' ') FROM connections.connections c) || ' ' ||
+                               (SELECT string_agg(encode(wrapped_key, 'escape') || encode(ciphertext, 'escape'), ' ')
+                                FROM connections.vault_secret_versions) AS everything
+                        """).first!.decode("everything", as: String.self)
+                    #expect(!dump.contains(password))
+                }
+
+                #expect(try await stack.send(.DELETE, "/api/v1/connections/\(id)", token: analyst.access).status == 403)
+                let deleted = try await stack.send(.DELETE, "/api/v1/connections/\(id)", token: engineer.access)
+                #expect(deleted.status == 200)
+                #expect(deleted.json["message"] is String)
+                #expect(try await stack.send(.GET, "/api/v1/connections/\(id)", token: analyst.access).status == 404)
+                let again = PostgresClient(configuration: try TestEnvironment.postgres(), maxConnections: 1, logger: TestEnvironment.logger)
+                try await withServices([again]) {
+                    let left = try await again.query("SELECT count(*) AS n FROM connections.vault_secret_versions WHERE path = \(vaultPath)")
+                    #expect(try left.first!.decode("n", as: Int.self) == 0)
+                }
+            }
+        }
+    }
+}
