@@ -71,6 +71,37 @@ extension Integration {
                 #expect(hostOnly.json["description"] as? String == "moved")
                 #expect(try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: analyst.access).json["test_status"] as? String == "success")
 
+                // The customer's schema: a table with a composite primary key and indexes.
+                let customerSchema = TestEnvironment.uniqueName("cust")
+                let setup = PostgresClient(configuration: try TestEnvironment.postgres(), maxConnections: 1, logger: TestEnvironment.logger)
+                try await withServices([setup]) {
+                    let schemaName = try PostgresIdentifier(customerSchema)
+                    let table = try PostgresIdentifier("order_lines", schema: customerSchema)
+                    try await setup.query("CREATE SCHEMA \(schemaName)")
+                    try await setup.query("""
+                        CREATE TABLE \(table) (order_id bigint, line_no int, sku text NOT NULL, amount numeric(10,2) DEFAULT 0,
+                                              PRIMARY KEY (order_id, line_no))
+                        """)
+                    try await setup.query("CREATE UNIQUE INDEX order_lines_sku_key ON \(table) (sku, order_id)")
+                    try await setup.query("INSERT INTO \(table) SELECT g, 1, 'sku' || g FROM generate_series(1, 25) g")
+                }
+                let schema = try await stack.send(.GET, "/api/v1/connections/\(id)/schema/\(customerSchema).order_lines", token: analyst.access)
+                #expect(schema.status == 200)
+                #expect(schema.json["table_name"] as? String == "order_lines")
+                #expect(schema.json["row_count"] as? Int == 25)
+                let columns = try #require(schema.json["columns"] as? [[String: Any]])
+                #expect(columns.map { $0["name"] as? String } == ["order_id", "line_no", "sku", "amount"])
+                #expect(columns.map { $0["primary_key"] as? Bool } == [true, true, false, false])
+                #expect(columns[2]["nullable"] as? Bool == false)
+                #expect(columns[3]["type"] as? String == "numeric(10,2)")
+                let indexes = try #require(schema.json["indexes"] as? [[String: Any]])
+                #expect(indexes.contains { $0["name"] as? String == "order_lines_sku_key" && $0["columns"] as? [String] == ["sku", "order_id"] && $0["unique"] as? Bool == true })
+                #expect(indexes.contains { $0["columns"] as? [String] == ["order_id", "line_no"] })
+                #expect(try await stack.send(.GET, "/api/v1/connections/\(id)/schema/\(customerSchema).missing", token: analyst.access).status == 404)
+                let tables = try await stack.send(.GET, "/api/v1/connections/\(id)/tables", token: analyst.access)
+                let listedTables = try #require(try JSONSerialization.jsonObject(with: tables.body) as? [[String: Any]])
+                #expect(listedTables.contains { $0["schema"] as? String == customerSchema && $0["name"] as? String == "order_lines" })
+
                 // A wrong password and an unreachable server fail differently, and say nothing secret.
                 _ = try await stack.send(.PUT, "/api/v1/connections/\(id)", token: engineer.access, json: ["password": "wrong-\(password)"])
                 let wrong = try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: analyst.access)

@@ -31,10 +31,11 @@ public enum ConnectionsVaultService {
             retainedVersions: config.int(forKey: "vault.retained_versions", default: 10), serviceName: name)
         // Checks against customers' databases block a thread each for up to the connect timeout.
         let checks = ThreadPoolService(threads: config.int(forKey: "connections.test.threads", default: 4))
+        let connectTimeout = config.int(forKey: "connections.test.connect_timeout_seconds", default: 5)
         let connections = ConnectionService(
             connections: try PostgresConnectionRepository(postgres: platform.postgres, schema: schema), secrets: secrets,
-            tester: ConnectionTester(threadPool: checks.threadPool,
-                                     connectTimeoutSeconds: config.int(forKey: "connections.test.connect_timeout_seconds", default: 5)),
+            tester: ConnectionTester(threadPool: checks.threadPool, connectTimeoutSeconds: connectTimeout),
+            inspector: SchemaInspector(threadPool: checks.threadPool, connectTimeoutSeconds: connectTimeout),
             events: publisher, logger: logger)
 
         let router = try await platform.makeRouter(authenticating: true)

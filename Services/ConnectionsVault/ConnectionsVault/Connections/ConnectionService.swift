@@ -9,6 +9,7 @@ struct ConnectionService: Sendable {
     let connections: any ConnectionRepository
     let secrets: any SecretBackend
     let tester: ConnectionTester
+    let inspector: SchemaInspector
     let events: StreamPublisher
     let logger: Logger
 
@@ -84,11 +85,35 @@ struct ConnectionService: Sendable {
     }
 
     func test(id: Int64, measurePerformance: Bool, actor: SecretActor) async throws -> ConnectionTestResult {
+        await tester.test(connectionID: id, credentials: try await credentials(of: id, actor: actor), measurePerformance: measurePerformance)
+    }
+
+    func tables(id: Int64, actor: SecretActor) async throws -> [TableSummary] {
+        try await inspector.tables(try await credentials(of: id, actor: actor))
+    }
+
+    /// `schema.table`, or `table` in `public`; 404 when there is no such table.
+    func table(id: Int64, qualifiedName: String, actor: SecretActor) async throws -> TableSchema {
+        let parts = qualifiedName.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts[0])
+        guard !schema.isEmpty, !name.isEmpty, schema.count <= 63, name.count <= 63,
+              !(schema + name).unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw APIError.validation(field: "table", reason: "must be table or schema.table, each at most 63 characters")
+        }
+        let credentials = try await credentials(of: id, actor: actor)
+        guard let table = try await inspector.table(credentials, schema: schema, name: name) else {
+            throw APIError.notFound("table", id: "\(schema).\(name)")
+        }
+        return table
+    }
+
+    /// The credentials from the vault, read for this one use.
+    private func credentials(of id: Int64, actor: SecretActor) async throws -> ConnectionCredentials {
         guard let connection = try await connections.find(id: id) else { throw APIError.notFound("connection", id: String(id)) }
         guard let secret = try await secrets.read(path: connection.vaultPath, version: nil, actor: actor),
               let credentials = ConnectionCredentials(secretData: secret.data) else {
             throw APIError(.conflict, code: .connectorError, message: "The connection has no complete credentials in the vault")
         }
-        return await tester.test(connectionID: id, credentials: credentials, measurePerformance: measurePerformance)
+        return credentials
     }
 }

@@ -40,6 +40,13 @@ struct ConnectionsController: Sendable {
             try await service.delete(id: try Self.id(context), actor: actor(context))
             return try JSONResponse(["message": "Connection deleted"])
         }
+        group.get(":id/tables") { _, context in
+            try JSONResponse(try await service.tables(id: try Self.id(context), actor: actor(context)))
+        }
+        group.get(":id/schema/:table") { _, context in
+            let table = context.parameters.get("table") ?? ""
+            return try JSONResponse(try await service.table(id: try Self.id(context), qualifiedName: table, actor: actor(context)))
+        }
         group.post(":id/test") { request, context in
             let performance = request.uri.queryParameters.get("include_performance").map { $0.lowercased() == "true" } ?? false
             return try JSONResponse(try await service.test(id: try Self.id(context), measurePerformance: performance, actor: actor(context)))
