@@ -410,6 +410,8 @@ cmd_logs() {
 #   PLATFORM_TEST_PG_RESTART, PLATFORM_TEST_REDIS_RESTART: executables that restart that server in place and
 #     exit 0 only once it serves again
 #   PLATFORM_TEST_PG_SUPERUSER_SOCKET (unix socket directory), PLATFORM_TEST_PG_SUPERUSER=postgres
+#   PLATFORM_TEST_PG_DATA, PLATFORM_TEST_PG_LOG: the test server's data directory and log file (for tests that
+#     check no secret reaches the disk)
 TEST_TMP=''
 TEST_PG_DATA=''
 TEST_REDIS_DIR=''
@@ -479,6 +481,8 @@ EOF
     export PLATFORM_TEST_PG_RESTART=$TEST_TMP/restart-postgres
     export PLATFORM_TEST_REDIS_RESTART=$TEST_TMP/restart-redis
     export PLATFORM_TEST_PG_SUPERUSER_SOCKET=$sock PLATFORM_TEST_PG_SUPERUSER=postgres
+    PLATFORM_TEST_PG_DATA=$TEST_PG_DATA PLATFORM_TEST_PG_LOG=$(pg_log_file "$TEST_PG_DATA")
+    export PLATFORM_TEST_PG_DATA PLATFORM_TEST_PG_LOG
 
     local -a extra=()
     read -r -a extra <<<"${PLATFORM_SWIFT_TEST_ARGS:-}"

@@ -46,6 +46,17 @@ import Testing
         }
     }
 
+    @Test func theServicesDocumentsMergeWithoutConflicts() throws {
+        var merged = try Self.document(of: "AuthGateway")
+        for service in Self.services.dropFirst() {
+            let (result, conflicts) = merged.merging(try Self.document(of: service))
+            #expect(conflicts == [], "\(service) redefines: \(conflicts)")
+            merged = result
+        }
+        #expect(merged.unresolvedReferences == [])
+        #expect(merged.operations.contains { $0.path == "/api/v1/connections/{id}/test" })
+    }
+
     @Test func mergingAddsPathsComponentsAndTagsAndReportsConflicts() throws {
         let base = try OpenAPIDocument(yaml: """
             openapi: 3.1.0

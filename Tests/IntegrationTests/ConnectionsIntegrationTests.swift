@@ -15,6 +15,58 @@ extension Integration {
             ]
         }
 
+        /// After connections were created and changed with known passwords, and PostgreSQL has written
+        /// everything to disk, neither its data directory (tables, WAL) nor its log nor the audit stream holds
+        /// a password anywhere.
+        @Test func passwordsReachNeitherDiskNorLogNorAudit() async throws {
+            let dataDirectory = try TestEnvironment.require("PLATFORM_TEST_PG_DATA")
+            let serverLog = try TestEnvironment.require("PLATFORM_TEST_PG_LOG")
+            let canaries = ["Canary-" + TestEnvironment.uniqueName("first"), "Canary-" + TestEnvironment.uniqueName("second")]
+            try await GatewayStack.run { stack in
+                let engineer = try await stack.user(.engineer)
+                var body = try credentials(password: canaries[0])
+                body["name"] = "Canary " + TestEnvironment.uniqueName("c")
+                let created = try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: body)
+                let id = try #require(created.json["id"] as? Int)
+                #expect(try await stack.send(.PUT, "/api/v1/connections/\(id)", token: engineer.access, json: ["password": canaries[1]]).status == 200)
+                // Read back through a test (it fails: the canary is not the role's password).
+                #expect(try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: engineer.access).json["test_status"] as? String == "failed")
+            }
+            var superuser = try TestEnvironment.postgres()
+            superuser.host = try TestEnvironment.require("PLATFORM_TEST_PG_SUPERUSER_SOCKET")
+            superuser.username = try TestEnvironment.require("PLATFORM_TEST_PG_SUPERUSER")
+            superuser.password = nil
+            let postgres = PostgresClient(configuration: superuser, maxConnections: 1, logger: TestEnvironment.logger)
+            try await withServices([postgres]) {
+                try await postgres.query("CHECKPOINT")
+            }
+            var scanned = 0
+            let files = FileManager.default.enumerator(atPath: dataDirectory)?.compactMap { $0 as? String } ?? []
+            for relative in files + [serverLog] {
+                let path = relative.hasPrefix("/") ? relative : dataDirectory + "/" + relative
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                      let contents = FileManager.default.contents(atPath: path) else { continue }
+                scanned += contents.count
+                for canary in canaries {
+                    #expect(contents.range(of: Data(canary.utf8)) == nil, "\(canary) found in \(path)")
+                }
+            }
+            #expect(scanned > 1_000_000, "the scan read only \(scanned) bytes")
+
+            let redis = RedisClient(configuration: try TestEnvironment.redis(), logger: TestEnvironment.logger)
+            try await withServices([redis]) {
+                let audit = try await redis.execute(["XREVRANGE", "platform:audit", "+", "-", "COUNT", "1000"])
+                func strings(_ reply: RedisReply) -> [String] {
+                    if let elements = reply.array { return elements.flatMap(strings) }
+                    return reply.string.map { [$0] } ?? []
+                }
+                let text = strings(audit).joined(separator: "\n")
+                #expect(text.contains("secret.write"))
+                for canary in canaries { #expect(!text.contains(canary)) }
+            }
+        }
+
         @Test func createTestUpdateAndDeleteThroughTheGateway() async throws {
             try await GatewayStack.run { stack in
                 let engineer = try await stack.user(.engineer)
