@@ -67,6 +67,44 @@ extension Integration {
             }
         }
 
+        @Test func theConnectorAPIIsTheSameResource() async throws {
+            try await GatewayStack.run { stack in
+                let engineer = try await stack.user(.engineer)
+                let database = try TestEnvironment.postgres()
+                let created = try await stack.send(.POST, "/api/v1/connectors", token: engineer.access, json: [
+                    "name": "Connector " + TestEnvironment.uniqueName("c"), "type": "postgresql",
+                    "config": ["host": database.host, "port": database.port, "database": database.database, "ssl_mode": "disable"],
+                    "credentials": ["username": database.username, "password": database.password ?? ""],
+                ])
+                #expect(created.status == 201)
+                let id = try #require(created.json["id"] as? String)
+                #expect(id.hasPrefix("connector_"))
+                #expect(created.json["status"] as? String == "active")
+                #expect(created.json["type"] as? String == "postgresql")
+                let wrongType = try await stack.send(.POST, "/api/v1/connectors", token: engineer.access, json: [
+                    "name": "x", "type": "mysql", "config": ["host": "h", "database": "d"], "credentials": ["username": "u", "password": "p"],
+                ])
+                #expect(wrongType.status == 422)
+
+                let tested = try await stack.send(.POST, "/api/v1/connectors/\(id)/test", token: engineer.access)
+                #expect(tested.json["connector_id"] as? String == id)
+                #expect(tested.json["test_status"] as? String == "success")
+                #expect(tested.json["connection_id"] == nil)
+
+                let listed = try await stack.send(.GET, "/api/v1/connectors", token: engineer.access)
+                let items = try #require(listed.json["items"] as? [[String: Any]])
+                let mine = try #require(items.first { $0["id"] as? String == id })
+                #expect(mine["test_status"] as? String == "success")
+                #expect(mine["last_tested"] is String)
+                #expect((listed.json["total"] as? Int ?? 0) >= 1)
+
+                let schema = try await stack.send(.GET, "/api/v1/connectors/\(id)/schema/connections.connections", token: engineer.access)
+                #expect(schema.json["table_name"] as? String == "connections")
+                let columns = (schema.json["columns"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                #expect(columns.contains("vault_path") && !columns.contains("password"))
+            }
+        }
+
         @Test func createTestUpdateAndDeleteThroughTheGateway() async throws {
             try await GatewayStack.run { stack in
                 let engineer = try await stack.user(.engineer)

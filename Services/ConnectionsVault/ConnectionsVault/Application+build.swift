@@ -40,6 +40,7 @@ public enum ConnectionsVaultService {
 
         let router = try await platform.makeRouter(authenticating: true)
         ConnectionsController(service: connections, serviceName: name).addRoutes(to: router.group("api/v1/connections"))
+        ConnectorsController(service: connections, serviceName: name).addRoutes(to: router.group("api/v1/connectors"))
         return platform.makeApplication(router: router, services: [checks])
     }
 }

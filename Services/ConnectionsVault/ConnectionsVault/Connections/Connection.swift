@@ -12,6 +12,9 @@ struct Connection: Sendable, Equatable {
     var isActive: Bool
     var createdAt: Date
     var updatedAt: Date
+    /// When the latest test ran, and its `test_status`.
+    var lastTestedAt: Date? = nil
+    var lastTestStatus: String? = nil
 }
 
 /// The metadata fields of a new connection.

@@ -16,6 +16,8 @@ protocol ConnectionRepository: Sendable {
     func list(_ filter: ConnectionFilter) async throws -> [Connection]
     func update(id: Int64, changes: ConnectionChanges) async throws -> Connection?
     func delete(id: Int64) async throws -> Connection?
+    /// Records the outcome of a test.
+    func recordTest(id: Int64, status: String, at: Date) async throws
 }
 
 enum ConnectionStoreError: Error, Equatable {
@@ -32,7 +34,9 @@ struct PostgresConnectionRepository: ConnectionRepository {
         self.table = try PostgresIdentifier("connections", schema: schema)
     }
 
-    private static let columns: PostgresQuery = "id, name, vault_path, environment, description, tags, is_active, created_at, updated_at"
+    private static let columns: PostgresQuery = """
+        id, name, vault_path, environment, description, tags, is_active, created_at, updated_at, last_tested_at, last_test_status
+        """
 
     func create(_ connection: NewConnection) async throws -> Connection {
         do {
@@ -74,10 +78,15 @@ struct PostgresConnectionRepository: ConnectionRepository {
         try await postgres.query("DELETE FROM \(table) WHERE id = \(id) RETURNING \(Self.columns)").map(Self.decode).first
     }
 
+    func recordTest(id: Int64, status: String, at: Date) async throws {
+        try await postgres.query("UPDATE \(table) SET last_tested_at = \(at), last_test_status = \(status) WHERE id = \(id)")
+    }
+
     private static func decode(_ row: PostgresRow) throws -> Connection {
         Connection(
             id: try row.decode("id"), name: try row.decode("name"), vaultPath: try row.decode("vault_path"),
             environment: try row.decode("environment"), description: try row.decode("description"), tags: try row.decode("tags"),
-            isActive: try row.decode("is_active"), createdAt: try row.decode("created_at"), updatedAt: try row.decode("updated_at"))
+            isActive: try row.decode("is_active"), createdAt: try row.decode("created_at"), updatedAt: try row.decode("updated_at"),
+            lastTestedAt: try row.decode("last_tested_at"), lastTestStatus: try row.decode("last_test_status"))
     }
 }

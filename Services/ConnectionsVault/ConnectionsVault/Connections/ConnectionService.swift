@@ -85,7 +85,9 @@ struct ConnectionService: Sendable {
     }
 
     func test(id: Int64, measurePerformance: Bool, actor: SecretActor) async throws -> ConnectionTestResult {
-        await tester.test(connectionID: id, credentials: try await credentials(of: id, actor: actor), measurePerformance: measurePerformance)
+        let result = await tester.test(connectionID: id, credentials: try await credentials(of: id, actor: actor), measurePerformance: measurePerformance)
+        try await connections.recordTest(id: id, status: result.testStatus, at: result.testedAt)
+        return result
     }
 
     func tables(id: Int64, actor: SecretActor) async throws -> [TableSummary] {
