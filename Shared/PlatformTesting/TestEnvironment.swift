@@ -95,21 +95,7 @@ public enum TestEnvironment {
 public func withServices<T: Sendable>(
     _ services: [any Service], _ body: () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for service in services {
-            group.addTask { try await service.run() }
-        }
-        do {
-            let result = try await body()
-            group.cancelAll()
-            try await group.waitForAll()
-            return result
-        } catch {
-            group.cancelAll()
-            try? await group.waitForAll()
-            throw error
-        }
-    }
+    try await withRunningServices(services, body)
 }
 
 /// Polls `condition` until it is true or `timeout` passes; returns whether it became true.

@@ -107,6 +107,35 @@ extension Integration {
             }
         }
 
+        /// `connections-vault rewrap` against the service's own schema: forward to a new key (after which the old
+        /// one could be retired), then back, so the rest of the run keeps its key.
+        @Test func theRewrapCommandRotatesTheServiceVault() async throws {
+            let runKeys = try TestEnvironment.require("VAULT_MASTER_KEYS")
+            let runKeyID = String(runKeys.split(separator: ":")[0])
+            let next = Self.keyText("next")
+            let path = "secret/test/" + TestEnvironment.uniqueName("command")
+            let schema = ConnectionsVaultService.schema
+            try await withBackend(keys: runKeys, schema: schema) { backend, _, _ in
+                _ = try await backend.write(path: path, data: ["password": "kept"], actor: actor)
+            }
+            func rewrap(active: String) async throws {
+                let settings = try await TestEnvironment.serviceSettings(
+                    serviceName: ConnectionsVaultService.name,
+                    overrides: ["VAULT_MASTER_KEYS": "\(runKeys),\(next)", "VAULT_ACTIVE_KEY": active])
+                try await ConnectionsVaultService.rewrap(settings: settings, logger: TestEnvironment.logger)
+            }
+            try await rewrap(active: "next")
+            try await withBackend(keys: next, schema: schema) { backend, _, _ in
+                let password = try await backend.read(path: path, version: nil, actor: actor)?.data["password"]
+                #expect(password == "kept")
+            }
+            try await rewrap(active: runKeyID)
+            try await withBackend(keys: runKeys, schema: schema) { backend, _, _ in
+                #expect(try await backend.read(path: path, version: nil, actor: actor)?.data["password"] == "kept")
+                _ = try await backend.delete(path: path, actor: actor)
+            }
+        }
+
         @Test func rewrapMovesEveryVersionToTheActiveKey() async throws {
             let old = Self.keyText("old"), new = Self.keyText("new")
             let path = "secret/test/" + TestEnvironment.uniqueName("rewrap")

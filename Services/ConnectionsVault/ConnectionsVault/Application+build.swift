@@ -17,18 +17,36 @@ public enum ConnectionsVaultService {
         try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil))
     }
 
+    /// `connections-vault rewrap`: moves every data key of the built-in vault to the active master key, while
+    /// the service keeps running. Prints how many versions it rewrapped.
+    public static func rewrap(settings: ServiceSettings, logger: Logger) async throws {
+        let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
+        try await withRunningServices([platform.postgres, platform.redis]) {
+            try await platform.prepareDatabase()
+            let count = try await vault(platform: platform, publisher: StreamPublisher(redis: platform.redis)).rewrapAll()
+            logger.notice("rewrapped data keys", metadata: ["versions": "\(count)"])
+            print("rewrapped \(count) secret versions")
+        }
+    }
+
+    /// The built-in secrets engine, with its master keys from `vault.master_keys` / `vault.active_key`.
+    static func vault(platform: PlatformServices, publisher: StreamPublisher) throws -> BuiltInSecretBackend {
+        let config = platform.settings.config
+        let keyring = try MasterKeyring(
+            configuration: config.string(forKey: "vault.master_keys", isSecret: true) ?? "",
+            active: config.string(forKey: "vault.active_key"))
+        return try BuiltInSecretBackend(
+            postgres: platform.postgres, schema: schema, sealer: SecretSealer(keyring: keyring),
+            auditor: StreamSecretAuditor(publisher: publisher),
+            retainedVersions: config.int(forKey: "vault.retained_versions", default: 10), serviceName: name)
+    }
+
     /// The only wiring point of the service: clients, routes and workers, from settings.
     public static func buildApplication(settings: ServiceSettings, logger: Logger) async throws -> some ApplicationProtocol {
         let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
         let config = settings.config
-        let keyring = try MasterKeyring(
-            configuration: config.string(forKey: "vault.master_keys", isSecret: true) ?? "",
-            active: config.string(forKey: "vault.active_key"))
         let publisher = StreamPublisher(redis: platform.redis)
-        let secrets = try BuiltInSecretBackend(
-            postgres: platform.postgres, schema: schema, sealer: SecretSealer(keyring: keyring),
-            auditor: StreamSecretAuditor(publisher: publisher),
-            retainedVersions: config.int(forKey: "vault.retained_versions", default: 10), serviceName: name)
+        let secrets = try vault(platform: platform, publisher: publisher)
         // Checks against customers' databases block a thread each for up to the connect timeout.
         let checks = ThreadPoolService(threads: config.int(forKey: "connections.test.threads", default: 4))
         let connectTimeout = config.int(forKey: "connections.test.connect_timeout_seconds", default: 5)
