@@ -70,7 +70,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "PlatformBench",
         dependencies: [
-            "Platform", hummingbird,
+            "Platform", "ConnectionsVault", hummingbird,
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ],
         path: "bench/PlatformBench",

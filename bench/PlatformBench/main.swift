@@ -1,5 +1,7 @@
 import ArgumentParser
+import ConnectionsVault
 import Foundation
+import Logging
 import Hummingbird
 import NIOPosix
 import Platform
@@ -10,7 +12,7 @@ struct PlatformBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "platform-bench",
         abstract: "Benchmarks of the platform's building blocks.",
-        subcommands: [Copy.self, StandInUpstream.self]
+        subcommands: [Copy.self, StandInUpstream.self, Vault.self]
     )
 }
 
@@ -83,5 +85,30 @@ struct StandInUpstream: AsyncParsableCommand {
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
         try await app.runService()
+    }
+}
+
+/// The built-in vault against plain table reads and writes of the same 1 KB values, and connection tests with
+/// and without reading the credentials from the vault first.
+struct Vault: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Sealed vs plain 1 KB secret writes and reads; connection test latency.")
+
+    @Option(help: "Database as libpq keywords: 'host=... port=... user=... password=... dbname=...'.")
+    var database: String
+
+    @Option(help: "Operations of each kind.")
+    var operations: Int = 5000
+
+    @Option(help: "Concurrent callers.")
+    var concurrency: Int = 8
+
+    func run() async throws {
+        let report = try await VaultBenchmark.run(
+            postgres: try Copy.configuration(database), operations: operations, concurrency: concurrency,
+            logger: Logger(label: "platform-bench"))
+        print(String(format: "sealed_writes=%.0f plain_writes=%.0f sealed_reads=%.0f plain_reads=%.0f", report.sealedWrites,
+                     report.plainWrites, report.sealedReads, report.plainReads))
+        print(String(format: "test_vault_p50=%.2f test_vault_p99=%.2f test_memory_p50=%.2f test_memory_p99=%.2f",
+                     report.testFromVault.p50, report.testFromVault.p99, report.testInMemory.p50, report.testInMemory.p99))
     }
 }
