@@ -4,12 +4,33 @@ import PlatformTesting
 import Testing
 
 extension Integration {
-    /// Connections through the gateway, with the platform's own test database playing the customer's database
-    /// (a password-protected role over TCP).
+    /// Connections through the gateway. A database of its own, owned by a password-protected role of its own,
+    /// plays the customer's database.
     @Suite struct ConnectionsTests {
-        func credentials(password: String? = nil, port: Int? = nil) throws -> [String: Any] {
-            let database = try TestEnvironment.postgres()
-            return [
+        /// The customer's database, made once per test: a role with a password and a database it owns.
+        static func customerDatabase() async throws -> PostgresConfiguration {
+            let name = TestEnvironment.uniqueName("customer")
+            let password = "Customer-" + TestEnvironment.uniqueName("pw")
+            var superuser = try TestEnvironment.postgres()
+            superuser.host = try TestEnvironment.require("PLATFORM_TEST_PG_SUPERUSER_SOCKET")
+            superuser.username = try TestEnvironment.require("PLATFORM_TEST_PG_SUPERUSER")
+            superuser.password = nil
+            let admin = PostgresClient(configuration: superuser, maxConnections: 1, logger: TestEnvironment.logger)
+            try await withServices([admin]) {
+                let role = try PostgresIdentifier(name)
+                // CREATE ROLE takes no parameters: the password is a literal made of letters, digits, '-' and '_'.
+                try await admin.query(PostgresQuery(unsafeSQL: "CREATE ROLE \(role.quoted) LOGIN PASSWORD '\(password)'"))
+                try await admin.query("CREATE DATABASE \(role) OWNER \(role)")
+            }
+            var customer = try TestEnvironment.postgres()
+            customer.username = name
+            customer.password = password
+            customer.database = name
+            return customer
+        }
+
+        func credentials(_ database: PostgresConfiguration, password: String? = nil, port: Int? = nil) -> [String: Any] {
+            [
                 "host": database.host, "port": port ?? database.port, "database": database.database,
                 "username": database.username, "password": password ?? (database.password ?? ""), "sslmode": "disable",
             ]
@@ -24,7 +45,7 @@ extension Integration {
             let canaries = ["Canary-" + TestEnvironment.uniqueName("first"), "Canary-" + TestEnvironment.uniqueName("second")]
             try await GatewayStack.run { stack in
                 let engineer = try await stack.user(.engineer)
-                var body = try credentials(password: canaries[0])
+                var body = credentials(try await Self.customerDatabase(), password: canaries[0])
                 body["name"] = "Canary " + TestEnvironment.uniqueName("c")
                 let created = try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: body)
                 let id = try #require(created.json["id"] as? Int)
@@ -70,7 +91,7 @@ extension Integration {
         @Test func theConnectorAPIIsTheSameResource() async throws {
             try await GatewayStack.run { stack in
                 let engineer = try await stack.user(.engineer)
-                let database = try TestEnvironment.postgres()
+                let database = try await Self.customerDatabase()
                 let created = try await stack.send(.POST, "/api/v1/connectors", token: engineer.access, json: [
                     "name": "Connector " + TestEnvironment.uniqueName("c"), "type": "postgresql",
                     "config": ["host": database.host, "port": database.port, "database": database.database, "ssl_mode": "disable"],
@@ -98,18 +119,19 @@ extension Integration {
                 #expect(mine["last_tested"] is String)
                 #expect((listed.json["total"] as? Int ?? 0) >= 1)
 
-                let schema = try await stack.send(.GET, "/api/v1/connectors/\(id)/schema/connections.connections", token: engineer.access)
-                #expect(schema.json["table_name"] as? String == "connections")
-                let columns = (schema.json["columns"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-                #expect(columns.contains("vault_path") && !columns.contains("password"))
+                let catalog = try await stack.send(.GET, "/api/v1/connectors/\(id)/schema/pg_catalog.pg_namespace", token: engineer.access)
+                #expect(catalog.json["table_name"] as? String == "pg_namespace")
+                let columns = (catalog.json["columns"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                #expect(columns.contains("nspname"))
             }
         }
 
         @Test func createTestUpdateAndDeleteThroughTheGateway() async throws {
             try await GatewayStack.run { stack in
                 let engineer = try await stack.user(.engineer)
+                let customer = try await Self.customerDatabase()
                 let name = "Sales DB " + TestEnvironment.uniqueName("c")
-                var body = try credentials()
+                var body = credentials(customer)
                 body.merge(["name": name, "environment": "staging", "description": "sales", "tags": ["sales", "critical"]]) { _, new in new }
                 let created = try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: body)
                 #expect(created.status == 201)
@@ -156,14 +178,14 @@ extension Integration {
 
                 // Changing only the host keeps the password working.
                 let hostOnly = try await stack.send(.PUT, "/api/v1/connections/\(id)", token: engineer.access,
-                                                    json: ["host": try TestEnvironment.postgres().host, "description": "moved"])
+                                                    json: ["host": customer.host, "description": "moved"])
                 #expect(hostOnly.status == 200)
                 #expect(hostOnly.json["description"] as? String == "moved")
                 #expect(try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: analyst.access).json["test_status"] as? String == "success")
 
                 // The customer's schema: a table with a composite primary key and indexes.
                 let customerSchema = TestEnvironment.uniqueName("cust")
-                let setup = PostgresClient(configuration: try TestEnvironment.postgres(), maxConnections: 1, logger: TestEnvironment.logger)
+                let setup = PostgresClient(configuration: customer, maxConnections: 1, logger: TestEnvironment.logger)
                 try await withServices([setup]) {
                     let schemaName = try PostgresIdentifier(customerSchema)
                     let table = try PostgresIdentifier("order_lines", schema: customerSchema)
