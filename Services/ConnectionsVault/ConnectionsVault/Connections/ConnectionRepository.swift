@@ -90,3 +90,48 @@ struct PostgresConnectionRepository: ConnectionRepository {
             lastTestedAt: try row.decode("last_tested_at"), lastTestStatus: try row.decode("last_test_status"))
     }
 }
+
+/// Connections in memory, for unit tests of the connection rules.
+actor InMemoryConnectionRepository: ConnectionRepository {
+    private var rows: [Int64: Connection] = [:]
+    private var nextID: Int64 = 1
+
+    func create(_ new: NewConnection) async throws -> Connection {
+        if rows.values.contains(where: { $0.vaultPath == new.vaultPath }) { throw ConnectionStoreError.duplicateVaultPath }
+        let now = Date()
+        let connection = Connection(id: nextID, name: new.name, vaultPath: new.vaultPath, environment: new.environment,
+                                    description: new.description, tags: new.tags, isActive: new.isActive, createdAt: now, updatedAt: now)
+        rows[nextID] = connection
+        nextID += 1
+        return connection
+    }
+
+    func find(id: Int64) async throws -> Connection? { rows[id] }
+
+    func list(_ filter: ConnectionFilter) async throws -> [Connection] {
+        rows.values.sorted { $0.id < $1.id }.filter { connection in
+            (filter.environment.map { $0 == connection.environment } ?? true)
+                && (filter.tag.map { connection.tags.contains($0) } ?? true)
+                && (filter.isActive.map { $0 == connection.isActive } ?? true)
+        }
+    }
+
+    func update(id: Int64, changes: ConnectionChanges) async throws -> Connection? {
+        guard var connection = rows[id] else { return nil }
+        connection.name = changes.name ?? connection.name
+        connection.environment = changes.environment ?? connection.environment
+        connection.description = changes.description ?? connection.description
+        connection.tags = changes.tags ?? connection.tags
+        connection.isActive = changes.isActive ?? connection.isActive
+        connection.updatedAt = Date()
+        rows[id] = connection
+        return connection
+    }
+
+    func delete(id: Int64) async throws -> Connection? { rows.removeValue(forKey: id) }
+
+    func recordTest(id: Int64, status: String, at: Date) async throws {
+        rows[id]?.lastTestedAt = at
+        rows[id]?.lastTestStatus = status
+    }
+}

@@ -153,3 +153,28 @@ struct BuiltInSecretBackend: SecretBackend {
         try await auditor.record(AuditEvent(actor: actor.id, action: action, resource: path, service: actor.service, details: details))
     }
 }
+
+/// Secrets in memory (plaintext, never in production), for unit tests of the rules around the vault; it can be
+/// told to fail writes, as an unavailable vault would.
+actor InMemorySecretBackend: SecretBackend {
+    private var versionsByPath: [String: [SecretVersion]] = [:]
+    private var failingWrites = false
+
+    func failWrites(_ failing: Bool) { failingWrites = failing }
+
+    func write(path: String, data: [String: String], actor: SecretActor) async throws -> Int {
+        if failingWrites { throw VaultError.configuration("writes are failing") }
+        let version = (versionsByPath[path]?.last?.version ?? 0) + 1
+        versionsByPath[path, default: []].append(SecretVersion(path: path, version: version, data: data, createdAt: Date()))
+        return version
+    }
+
+    func read(path: String, version: Int?, actor: SecretActor) async throws -> SecretVersion? {
+        guard let versions = versionsByPath[path] else { return nil }
+        return version.map { wanted in versions.first { $0.version == wanted } } ?? versions.last
+    }
+
+    func delete(path: String, actor: SecretActor) async throws -> Bool { versionsByPath.removeValue(forKey: path) != nil }
+
+    func versions(path: String) async throws -> [Int] { versionsByPath[path]?.map(\.version) ?? [] }
+}
