@@ -51,6 +51,12 @@ struct ConnectionCredentials: Sendable, Equatable {
         ["host": host, "port": String(port), "database": database, "username": username, "password": password, "sslmode": sslMode]
     }
 
+    /// How libpq reaches the database with these credentials.
+    func configuration(connectTimeoutSeconds: Int, applicationName: String) -> PostgresConfiguration {
+        PostgresConfiguration(host: host, port: port, username: username, password: password, database: database,
+                              sslMode: sslMode, connectTimeoutSeconds: connectTimeoutSeconds, applicationName: applicationName)
+    }
+
     /// From a vault entry.
     init?(secretData data: [String: String]) {
         guard let host = data["host"], let port = data["port"].flatMap(Int.init), let database = data["database"],
@@ -115,30 +121,8 @@ struct UpdateConnectionRequest: Decodable, Sendable {
     }
 }
 
-/// A connection as the API shows it: metadata only, never credentials.
-struct ConnectionResponse: Encodable, Sendable {
-    var id: Int64
-    var name: String
-    var vaultPath: String
-    var environment: String
-    var description: String
-    var tags: [String]
-    var isActive: Bool
-    var createdAt: Date
-    var updatedAt: Date
-
-    init(_ connection: Connection) {
-        self.id = connection.id
-        self.name = connection.name
-        self.vaultPath = connection.vaultPath
-        self.environment = connection.environment
-        self.description = connection.description
-        self.tags = connection.tags
-        self.isActive = connection.isActive
-        self.createdAt = connection.createdAt
-        self.updatedAt = connection.updatedAt
-    }
-
+/// A connection as the API shows it: metadata only (credentials are not even in the type).
+extension Connection: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, name, environment, description, tags
         case vaultPath = "vault_path"

@@ -65,10 +65,7 @@ struct ConnectionTester: Sendable {
         var details = ConnectionTestResult.Details(connectionEstablished: false, authenticationSuccessful: false, queryExecutionSuccessful: false)
         var failure: ConnectionTestResult.Failure?
         var performance: ConnectionTestResult.Performance?
-        let configuration = PostgresConfiguration(
-            host: credentials.host, port: credentials.port, username: credentials.username, password: credentials.password,
-            database: credentials.database, sslMode: credentials.sslMode, connectTimeoutSeconds: connectTimeoutSeconds,
-            applicationName: "data-platform-connection-test")
+        let configuration = credentials.configuration(connectTimeoutSeconds: connectTimeoutSeconds, applicationName: "data-platform-connection-test")
         do {
             let connection = try await PostgresConnection.connect(configuration, threadPool: threadPool)
             defer { connection.close() }
@@ -110,11 +107,13 @@ struct ConnectionTester: Sendable {
             try await connection.query("SELECT 1")
             samples.append((ContinuousClock.now - start).secondsValue * 1000)
         }
-        samples.sort()
-        func percentile(_ p: Double) -> Double {
-            let value = samples[min(samples.count - 1, Int((p * Double(samples.count)).rounded(.up)) - 1)]
-            return (value * 1000).rounded() / 1000
-        }
+        func percentile(_ p: Double) -> Double { (Self.percentile(p, of: samples) * 1000).rounded() / 1000 }
         return .init(roundTrips: samples.count, p50Ms: percentile(0.5), p95Ms: percentile(0.95), p99Ms: percentile(0.99))
+    }
+
+    /// The nearest-rank percentile `p` (0...1) of non-empty samples.
+    static func percentile(_ p: Double, of samples: [Double]) -> Double {
+        let sorted = samples.sorted()
+        return sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))]
     }
 }

@@ -10,8 +10,8 @@ struct ConnectionsController: Sendable {
     func addRoutes(to group: RouterGroup<PlatformRequestContext>) {
         group.post { request, context in
             let body = try await request.decodeJSON(as: CreateConnectionRequest.self, context: context)
-            let connection = try await service.create(body, actor: actor(context))
-            return try JSONResponse(ConnectionResponse(connection), status: .created)
+            let connection = try await service.create(body, actor: SecretActor(context, service: serviceName))
+            return try JSONResponse(connection, status: .created)
         }
         group.get { request, _ in
             let query = request.uri.queryParameters
@@ -25,37 +25,34 @@ struct ConnectionsController: Sendable {
                 guard let value = Bool(active.lowercased()) else { throw APIError.validation(field: "is_active", reason: "must be true or false") }
                 filter.isActive = value
             }
-            return try JSONResponse(try await service.connections.list(filter).map(ConnectionResponse.init))
+            return try JSONResponse(try await service.connections.list(filter))
         }
         group.get(":id") { _, context in
             let id = try Self.id(context)
             guard let connection = try await service.connections.find(id: id) else { throw APIError.notFound("connection", id: String(id)) }
-            return try JSONResponse(ConnectionResponse(connection))
+            return try JSONResponse(connection)
         }
         group.put(":id") { request, context in
             let body = try await request.decodeJSON(as: UpdateConnectionRequest.self, context: context)
-            return try JSONResponse(ConnectionResponse(try await service.update(id: try Self.id(context), request: body, actor: actor(context))))
+            return try JSONResponse(try await service.update(id: try Self.id(context), request: body, actor: SecretActor(context, service: serviceName)))
         }
         group.delete(":id") { _, context in
-            try await service.delete(id: try Self.id(context), actor: actor(context))
+            try await service.delete(id: try Self.id(context), actor: SecretActor(context, service: serviceName))
             return try JSONResponse(["message": "Connection deleted"])
         }
         group.get(":id/tables") { _, context in
-            try JSONResponse(try await service.tables(id: try Self.id(context), actor: actor(context)))
+            try JSONResponse(try await service.tables(id: try Self.id(context), actor: SecretActor(context, service: serviceName)))
         }
         group.get(":id/schema/:table") { _, context in
             let table = context.parameters.get("table") ?? ""
-            return try JSONResponse(try await service.table(id: try Self.id(context), qualifiedName: table, actor: actor(context)))
+            return try JSONResponse(try await service.table(id: try Self.id(context), qualifiedName: table, actor: SecretActor(context, service: serviceName)))
         }
         group.post(":id/test") { request, context in
             let performance = request.uri.queryParameters.get("include_performance").map { $0.lowercased() == "true" } ?? false
-            return try JSONResponse(try await service.test(id: try Self.id(context), measurePerformance: performance, actor: actor(context)))
+            return try JSONResponse(try await service.test(id: try Self.id(context), measurePerformance: performance, actor: SecretActor(context, service: serviceName)))
         }
     }
 
-    private func actor(_ context: PlatformRequestContext) -> SecretActor {
-        SecretActor(id: context.user?.userID ?? "anonymous", service: serviceName)
-    }
 
     private static func id(_ context: PlatformRequestContext) throws -> Int64 {
         let text = context.parameters.get("id") ?? ""

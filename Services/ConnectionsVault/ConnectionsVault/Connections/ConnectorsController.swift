@@ -77,12 +77,12 @@ struct ConnectorsController: Sendable {
             let connection = try await service.create(CreateConnectionRequest(
                 name: body.name, vaultPath: nil, environment: body.environment, description: body.description, tags: body.tags,
                 isActive: true, host: body.config.host, port: body.config.port, database: body.config.database,
-                username: body.credentials.username, password: body.credentials.password, sslmode: body.config.sslMode), actor: actor(context))
+                username: body.credentials.username, password: body.credentials.password, sslmode: body.config.sslMode), actor: SecretActor(context, service: serviceName))
             return try JSONResponse(Connector(connection), status: .created)
         }
         group.post(":id/test") { _, context in
             let id = try Self.id(context)
-            let result = try await service.test(id: id, measurePerformance: false, actor: actor(context))
+            let result = try await service.test(id: id, measurePerformance: false, actor: SecretActor(context, service: serviceName))
             // The same result, keyed by connector id as in 002.
             guard case .object(var fields) = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder.platform.encode(result)) else {
                 throw APIError(.internalServerError, code: .internalError, message: "Internal server error")
@@ -93,13 +93,10 @@ struct ConnectorsController: Sendable {
         }
         group.get(":id/schema/:table") { _, context in
             let table = context.parameters.get("table") ?? ""
-            return try JSONResponse(try await service.table(id: try Self.id(context), qualifiedName: table, actor: actor(context)))
+            return try JSONResponse(try await service.table(id: try Self.id(context), qualifiedName: table, actor: SecretActor(context, service: serviceName)))
         }
     }
 
-    private func actor(_ context: PlatformRequestContext) -> SecretActor {
-        SecretActor(id: context.user?.userID ?? "anonymous", service: serviceName)
-    }
 
     private static func id(_ context: PlatformRequestContext) throws -> Int64 {
         let text = context.parameters.get("id") ?? ""

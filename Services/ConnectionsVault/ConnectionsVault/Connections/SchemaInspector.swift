@@ -118,10 +118,7 @@ struct SchemaInspector: Sendable {
     }
 
     private func withConnection<T: Sendable>(_ credentials: ConnectionCredentials, _ body: (PostgresConnection) async throws -> T) async throws -> T {
-        let configuration = PostgresConfiguration(
-            host: credentials.host, port: credentials.port, username: credentials.username, password: credentials.password,
-            database: credentials.database, sslMode: credentials.sslMode, connectTimeoutSeconds: connectTimeoutSeconds,
-            applicationName: "data-platform-schema")
+        let configuration = credentials.configuration(connectTimeoutSeconds: connectTimeoutSeconds, applicationName: "data-platform-schema")
         let connection: PostgresConnection
         do {
             connection = try await PostgresConnection.connect(configuration, threadPool: threadPool)

@@ -11,6 +11,13 @@ struct SecretActor: Sendable, Equatable {
     var service: String
 }
 
+extension SecretActor {
+    /// The caller of a request, as the audit trail names it.
+    init(_ context: PlatformRequestContext, service: String) {
+        self.init(id: context.user?.userID ?? "anonymous", service: service)
+    }
+}
+
 /// One version of a secret.
 struct SecretVersion: Sendable, Equatable {
     var path: String

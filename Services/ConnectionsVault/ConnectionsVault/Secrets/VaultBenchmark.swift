@@ -80,9 +80,7 @@ public enum VaultBenchmark {
     }
 
     private static func percentiles(_ samples: [Double]) -> (p50: Double, p99: Double) {
-        let sorted = samples.sorted()
-        func at(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)] }
-        return (at(0.5), at(0.99))
+        (ConnectionTester.percentile(0.5, of: samples), ConnectionTester.percentile(0.99, of: samples))
     }
 
     /// Runs `operation(0..<count)` with `concurrency` workers; operations per second.
