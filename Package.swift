@@ -78,7 +78,12 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "PlatformTests",
-        dependencies: ["Platform", "PlatformTesting", "SharedModels"],
+        dependencies: [
+            "Platform", "PlatformTesting", "SharedModels", hummingbird,
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "JWTKit", package: "jwt-kit"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
         swiftSettings: swiftSettings
     ),
     .testTarget(
@@ -94,7 +99,8 @@ var targets: [Target] = [
     .testTarget(
         name: "ConnectionsVaultTests",
         dependencies: [
-            "ConnectionsVault", "Platform", "SharedModels",
+            "ConnectionsVault", "Platform", "PlatformTesting", "SharedModels", hummingbird,
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
         ],
         swiftSettings: swiftSettings

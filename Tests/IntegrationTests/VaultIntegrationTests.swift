@@ -30,19 +30,39 @@ extension Integration {
         /// Each test works in a schema of its own, so a rewrap sees only its rows.
         func withBackend(
             keys: String, active: String? = nil, retained: Int = 3, schema: String = TestEnvironment.uniqueName("vault"),
-            _ body: (BuiltInSecretBackend, RecordingAuditor, PostgresClient) async throws -> Void
+            _ body: (Vault, RecordingAuditor, PostgresClient) async throws -> Void
         ) async throws {
             let postgres = PostgresClient(configuration: try TestEnvironment.postgres(), maxConnections: 4, logger: TestEnvironment.logger)
             try await withServices([postgres]) {
                 try await Migrator(schema: schema, migrations: ConnectionsVaultService.migrations(),
                                    logger: TestEnvironment.logger).migrate(using: postgres)
                 let auditor = RecordingAuditor()
-                let backend = try BuiltInSecretBackend(
+                let builtIn = try BuiltInSecretBackend(
                     postgres: postgres, schema: schema,
-                    sealer: SecretSealer(keyring: try MasterKeyring(configuration: keys, active: active)),
-                    auditor: auditor, retainedVersions: retained, serviceName: "connections-vault")
-                try await body(backend, auditor, postgres)
+                    sealer: SecretSealer(keyring: try MasterKeyring(configuration: keys, active: active)), retainedVersions: retained)
+                try await body(Vault(builtIn: builtIn, auditor: auditor), auditor, postgres)
             }
+        }
+
+        /// The built-in engine as the service runs it: behind the audit trail.
+        struct Vault: SecretBackend {
+            let builtIn: BuiltInSecretBackend
+            let audited: AuditedSecretBackend
+
+            init(builtIn: BuiltInSecretBackend, auditor: any SecretAuditor) {
+                self.builtIn = builtIn
+                self.audited = AuditedSecretBackend(backend: builtIn, auditor: auditor)
+            }
+
+            func write(path: String, data: [String: String], actor: SecretActor) async throws -> Int {
+                try await audited.write(path: path, data: data, actor: actor)
+            }
+            func read(path: String, version: Int?, actor: SecretActor) async throws -> SecretVersion? {
+                try await audited.read(path: path, version: version, actor: actor)
+            }
+            func delete(path: String, actor: SecretActor) async throws -> Bool { try await audited.delete(path: path, actor: actor) }
+            func versions(path: String) async throws -> [Int] { try await audited.versions(path: path) }
+            func rewrapAll() async throws -> Int { try await builtIn.rewrapAll() }
         }
 
         let actor = SecretActor(id: "user_1", service: "connections-vault")

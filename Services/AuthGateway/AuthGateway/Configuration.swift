@@ -44,13 +44,7 @@ struct GatewayConfiguration: Sendable {
     }
 
     init(reader: ConfigReader) throws {
-        if let inline = reader.string(forKey: "auth.jwt.private_key", isSecret: true), !inline.isEmpty {
-            signingKey = inline
-        } else if let path = reader.string(forKey: "auth.jwt.private_key_file"), !path.isEmpty {
-            signingKey = try String(contentsOfFile: path, encoding: .utf8)
-        } else {
-            signingKey = nil
-        }
+        signingKey = try reader.secret(forKey: "auth.jwt.private_key")
         accessTokenLifetime = .seconds(max(1, reader.int(forKey: "auth.access_token.ttl_seconds", default: 3600)))
         refreshTokenLifetime = .seconds(max(60, reader.int(forKey: "auth.refresh_token.ttl_seconds", default: 30 * 24 * 3600)))
         bcryptCost = UInt8(clamping: min(31, max(4, reader.int(forKey: "auth.bcrypt.cost", default: 12))))

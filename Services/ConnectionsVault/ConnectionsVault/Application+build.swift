@@ -21,24 +21,15 @@ public enum ConnectionsVaultService {
     /// the service keeps running. Prints how many versions it rewrapped.
     public static func rewrap(settings: ServiceSettings, logger: Logger) async throws {
         let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
+        guard case .builtIn(let vault) = try SecretsEngine.configured(platform: platform, schema: schema) else {
+            throw VaultError.configuration("rewrap is for the built-in vault; HashiCorp Vault rotates its own keys")
+        }
         try await withRunningServices([platform.postgres, platform.redis]) {
             try await platform.prepareDatabase()
-            let count = try await vault(platform: platform, publisher: StreamPublisher(redis: platform.redis)).rewrapAll()
+            let count = try await vault.rewrapAll()
             logger.notice("rewrapped data keys", metadata: ["versions": "\(count)"])
             print("rewrapped \(count) secret versions")
         }
-    }
-
-    /// The built-in secrets engine, with its master keys from `vault.master_keys` / `vault.active_key`.
-    static func vault(platform: PlatformServices, publisher: StreamPublisher) throws -> BuiltInSecretBackend {
-        let config = platform.settings.config
-        let keyring = try MasterKeyring(
-            configuration: config.string(forKey: "vault.master_keys", isSecret: true) ?? "",
-            active: config.string(forKey: "vault.active_key"))
-        return try BuiltInSecretBackend(
-            postgres: platform.postgres, schema: schema, sealer: SecretSealer(keyring: keyring),
-            auditor: StreamSecretAuditor(publisher: publisher),
-            retainedVersions: config.int(forKey: "vault.retained_versions", default: 10), serviceName: name)
     }
 
     /// The only wiring point of the service: clients, routes and workers, from settings.
@@ -46,7 +37,9 @@ public enum ConnectionsVaultService {
         let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
         let config = settings.config
         let publisher = StreamPublisher(redis: platform.redis)
-        let secrets = try vault(platform: platform, publisher: publisher)
+        let engine = try SecretsEngine.configured(platform: platform, schema: schema)
+        logger.info("secrets engine", metadata: ["engine": "\(engine.name)"])
+        let secrets = AuditedSecretBackend(backend: engine.backend, auditor: StreamSecretAuditor(publisher: publisher))
         // Checks against customers' databases block a thread each for up to the connect timeout.
         let checks = ThreadPoolService(threads: config.int(forKey: "connections.test.threads", default: 4))
         let connectTimeout = config.int(forKey: "connections.test.connect_timeout_seconds", default: 5)
@@ -55,10 +48,16 @@ public enum ConnectionsVaultService {
             tester: ConnectionTester(threadPool: checks.threadPool, connectTimeoutSeconds: connectTimeout),
             inspector: SchemaInspector(threadPool: checks.threadPool, connectTimeoutSeconds: connectTimeout),
             events: publisher, logger: logger)
+        let credentialReaders = config.string(forKey: "connections.credentials.allowed_services", default: "pipeline-runner,file-storage,observability")
 
         let router = try await platform.makeRouter(authenticating: true)
         ConnectionsController(service: connections, serviceName: name).addRoutes(to: router.group("api/v1/connections"))
         ConnectorsController(service: connections, serviceName: name).addRoutes(to: router.group("api/v1/connectors"))
+        InternalController(
+            connections: connections, engine: engine,
+            credentialReaders: Set(credentialReaders.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
+            audit: publisher, serviceName: name
+        ).addRoutes(to: router)
         return platform.makeApplication(router: router, services: [checks])
     }
 }

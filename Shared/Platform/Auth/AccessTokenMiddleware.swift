@@ -4,10 +4,12 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// A request context that can carry the identity of a verified access token.
+/// A request context that can carry the identity of a verified access token or service token.
 public protocol AuthenticatedRequestContext: RequestIDContext {
-    /// The verified caller, once a middleware has checked the bearer token.
+    /// The verified user, once a middleware has checked an access token.
     var user: AuthenticatedUser? { get set }
+    /// The calling service (`scheduler`), once ``InternalCallerMiddleware`` has checked a service token.
+    var callingService: String? { get set }
 }
 
 /// Where a service gets the key it verifies access tokens with: a configured public key, or the gateway's

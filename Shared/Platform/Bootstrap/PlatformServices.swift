@@ -63,7 +63,8 @@ public struct PlatformServices: Sendable {
 
     /// A router with the standard middleware (metrics, request id, error envelope) and routes
     /// (`/health`, `/health/ready`, `/metrics`). With `authenticating`, every `/api/` request must carry an
-    /// access token that verifies with ``accessTokenKeys()`` (the services behind the gateway trust no network).
+    /// access token that verifies with ``accessTokenKeys()`` (the services behind the gateway trust no network),
+    /// and every `/internal/` request a service token or an access token (``InternalCallerMiddleware``).
     public func makeRouter(authenticating: Bool = false) async throws -> Router<PlatformRequestContext> {
         let router = Router(context: PlatformRequestContext.self)
         router.middlewares.add(HTTPMetricsMiddleware(metrics: metrics))
@@ -76,8 +77,20 @@ public struct PlatformServices: Sendable {
                 Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: json))
             }
         }
-        if authenticating { router.middlewares.add(AccessTokenMiddleware(keys: try await accessTokenKeys())) }
+        if authenticating {
+            let keys = try await accessTokenKeys()
+            router.middlewares.add(AccessTokenMiddleware(keys: keys))
+            var services: ServiceTokenVerifier?
+            if let key = try serviceTokenKey() { services = await ServiceTokenVerifier(key: key, audience: settings.serviceName) }
+            router.middlewares.add(InternalCallerMiddleware(services: services, users: keys))
+        }
         return router
+    }
+
+    /// The key of service tokens (`service.token_key`, or the file `service.token_key_file`); `nil` when the
+    /// deployment configures none, and then no service token is accepted.
+    public func serviceTokenKey() throws -> ServiceTokenKey? {
+        try settings.config.secret(forKey: "service.token_key").map { try ServiceTokenKey(base64: $0) }
     }
 
     /// The keys access tokens are verified with: the gateway's public key from `auth.jwt.public_key`

@@ -90,6 +90,18 @@ public struct ServiceSettings: Sendable {
     }
 }
 
+extension ConfigReader {
+    /// A secret given inline (`key`) or as a file holding it (`key_file`, as container secrets are mounted); `nil`
+    /// when neither is set. The value is trimmed of surrounding whitespace.
+    public func secret(forKey key: String) throws -> String? {
+        if let inline = string(forKey: ConfigKey(key), isSecret: true), !inline.isEmpty {
+            return inline.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let path = string(forKey: ConfigKey(key + "_file")), !path.isEmpty else { return nil }
+        return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
 /// The version every service reports.
 public enum PlatformVersion {
     /// Semantic version of this build of the platform.

@@ -47,6 +47,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         switch error {
         case let error as APIError:
             return error
+        case let error as any APIErrorConvertible:
+            return error.apiError
         case let error as HTTPError:
             return APIError(error.status, code: code(for: error.status),
                             message: error.body ?? message(for: error.status), headers: error.headers)
@@ -121,4 +123,11 @@ extension Request {
             throw APIError.decoding(error)
         }
     }
+}
+
+/// An error of a service's own domain that has a meaning for clients (a 503 for an unavailable dependency, say).
+/// The error itself, with its details, is what gets logged; clients see only ``apiError``.
+public protocol APIErrorConvertible: Error {
+    /// What the client is told.
+    var apiError: APIError { get }
 }

@@ -12,6 +12,7 @@ public struct PlatformRequestContext: AuthenticatedRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var requestID: String
     public var user: AuthenticatedUser?
+    public var callingService: String?
     /// The peer's IP address (`nil` in router tests).
     public var clientAddress: String?
 
@@ -19,6 +20,7 @@ public struct PlatformRequestContext: AuthenticatedRequestContext {
         self.coreContext = .init(source: source)
         self.requestID = ""
         self.user = nil
+        self.callingService = nil
         self.clientAddress = source.channel.remoteAddress?.ipAddress
     }
 

@@ -47,6 +47,13 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation {
             sql += "$\(binds.count)"
         }
 
+        /// Binds an optional value (`NULL` when absent). Spelled out so the compiler does not take it for the
+        /// debug-description interpolation of `String` it warns about.
+        public mutating func appendInterpolation<Value: PostgresEncodable>(_ value: Value?) {
+            binds.append(value.postgresText)
+            sql += "$\(binds.count)"
+        }
+
         /// Splices another query (a shared column list, a condition) into this one; its `$n` parameters are
         /// renumbered after the ones already bound.
         public mutating func appendInterpolation(_ fragment: PostgresQuery) {

@@ -38,13 +38,16 @@ struct ConnectionChanges: Sendable, Equatable {
 }
 
 /// The credential fields kept in the vault.
-struct ConnectionCredentials: Sendable, Equatable {
+struct ConnectionCredentials: Sendable, Equatable, CustomStringConvertible {
     var host: String
     var port: Int
     var database: String
     var username: String
     var password: String
     var sslMode: String
+
+    /// Never the password, should the value end up in a log line.
+    var description: String { "\(username)@\(host):\(port)/\(database) (password redacted)" }
 
     /// The vault entry.
     var secretData: [String: String] {

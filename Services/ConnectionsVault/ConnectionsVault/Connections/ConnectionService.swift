@@ -109,13 +109,31 @@ struct ConnectionService: Sendable {
         return table
     }
 
+    /// What another service needs to reach the connection's database (`GET /internal/connections/{id}/credentials`).
+    /// An inactive connection is refused: its tasks are not meant to run.
+    func credentialsForService(id: Int64, actor: SecretActor) async throws -> InternalConnectionCredentials {
+        guard let connection = try await connections.find(id: id) else { throw APIError.notFound("connection", id: String(id)) }
+        guard connection.isActive else {
+            throw APIError(.conflict, code: .connectorError, message: "Connection \(id) is inactive", details: ["connection_id": .number(Double(id))])
+        }
+        let (credentials, version) = try await latestCredentials(of: connection, actor: actor)
+        return InternalConnectionCredentials(
+            connectionID: connection.id, name: connection.name, environment: connection.environment, vaultPath: connection.vaultPath,
+            secretVersion: version, host: credentials.host, port: credentials.port, database: credentials.database,
+            username: credentials.username, password: credentials.password, sslmode: credentials.sslMode)
+    }
+
     /// The credentials from the vault, read for this one use.
     private func credentials(of id: Int64, actor: SecretActor) async throws -> ConnectionCredentials {
         guard let connection = try await connections.find(id: id) else { throw APIError.notFound("connection", id: String(id)) }
+        return try await latestCredentials(of: connection, actor: actor).credentials
+    }
+
+    private func latestCredentials(of connection: Connection, actor: SecretActor) async throws -> (credentials: ConnectionCredentials, version: Int) {
         guard let secret = try await secrets.read(path: connection.vaultPath, version: nil, actor: actor),
               let credentials = ConnectionCredentials(secretData: secret.data) else {
             throw APIError(.conflict, code: .connectorError, message: "The connection has no complete credentials in the vault")
         }
-        return credentials
+        return (credentials, secret.version)
     }
 }

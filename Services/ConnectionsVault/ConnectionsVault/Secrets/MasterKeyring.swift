@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Platform
 
 /// The key-encryption keys of the built-in vault, from configuration only (never from the database).
 ///
@@ -54,19 +55,30 @@ struct MasterKeyring: Sendable {
 }
 
 /// Failures of the secrets engine. Descriptions never contain secret material.
-enum VaultError: Error, Equatable, CustomStringConvertible {
+enum VaultError: APIErrorConvertible, Equatable, CustomStringConvertible {
     /// The vault is misconfigured (keys).
     case configuration(String)
     /// A data key was wrapped by a key that is not configured (retired too early, or another installation's).
     case unknownKey(String)
     /// A sealed value failed authentication: tampered, truncated, or bound to another path or version.
     case tampered
+    /// The external vault could not be reached, refused the platform's token, or answered something unexpected.
+    case unavailable(String)
 
     var description: String {
         switch self {
         case .configuration(let reason): "vault configuration: \(reason)"
         case .unknownKey(let id): "no master key with id \(id) is configured"
         case .tampered: "a sealed secret failed authentication"
+        case .unavailable(let reason): "vault unavailable: \(reason)"
+        }
+    }
+
+    /// An unreachable vault is a 503 for the client; every other vault failure is the platform's own (500).
+    var apiError: APIError {
+        switch self {
+        case .unavailable: APIError(.serviceUnavailable, code: .serviceUnavailable, message: "The secrets vault is unavailable")
+        default: APIError(.internalServerError, code: .internalError, message: "Internal server error")
         }
     }
 }

@@ -14,7 +14,7 @@ struct SecretActor: Sendable, Equatable {
 extension SecretActor {
     /// The caller of a request, as the audit trail names it.
     init(_ context: PlatformRequestContext, service: String) {
-        self.init(id: context.user?.userID ?? "anonymous", service: service)
+        self.init(id: context.user?.userID ?? context.callingService.map { "service:\($0)" } ?? "anonymous", service: service)
     }
 }
 
@@ -54,24 +54,52 @@ struct StreamSecretAuditor: SecretAuditor {
     }
 }
 
+/// Any backend with every read, write and delete in the audit trail. Auditing is first-class: if the record cannot
+/// be written the operation fails, and a secret that was read is not handed out without a trace.
+struct AuditedSecretBackend: SecretBackend {
+    let backend: any SecretBackend
+    let auditor: any SecretAuditor
+
+    func write(path: String, data: [String: String], actor: SecretActor) async throws -> Int {
+        let version = try await backend.write(path: path, data: data, actor: actor)
+        try await audit("secret.write", path: path, actor: actor, details: ["version": .number(Double(version))])
+        return version
+    }
+
+    func read(path: String, version: Int?, actor: SecretActor) async throws -> SecretVersion? {
+        guard let secret = try await backend.read(path: path, version: version, actor: actor) else { return nil }
+        try await audit("secret.read", path: path, actor: actor, details: ["version": .number(Double(secret.version))])
+        return secret
+    }
+
+    func delete(path: String, actor: SecretActor) async throws -> Bool {
+        let deleted = try await backend.delete(path: path, actor: actor)
+        if deleted { try await audit("secret.delete", path: path, actor: actor, details: [:]) }
+        return deleted
+    }
+
+    func versions(path: String) async throws -> [Int] {
+        try await backend.versions(path: path)
+    }
+
+    private func audit(_ action: String, path: String, actor: SecretActor, details: [String: JSONValue]) async throws {
+        try await auditor.record(AuditEvent(actor: actor.id, action: action, resource: path, service: actor.service, details: details))
+    }
+}
+
 /// The built-in engine: sealed versions in PostgreSQL (`vault_secrets`, `vault_secret_versions`), keeping the
-/// last `retainedVersions`. Every read, write and delete is audited first-class: if the audit record cannot be
-/// written, the operation fails (a secret is never read without a trace).
+/// last `retainedVersions`.
 struct BuiltInSecretBackend: SecretBackend {
     let postgres: PostgresClient
     let sealer: SecretSealer
-    let auditor: any SecretAuditor
     let retainedVersions: Int
-    let serviceName: String
     private let secrets: PostgresIdentifier
     private let versionsTable: PostgresIdentifier
 
-    init(postgres: PostgresClient, schema: String, sealer: SecretSealer, auditor: any SecretAuditor, retainedVersions: Int, serviceName: String) throws {
+    init(postgres: PostgresClient, schema: String, sealer: SecretSealer, retainedVersions: Int) throws {
         self.postgres = postgres
         self.sealer = sealer
-        self.auditor = auditor
         self.retainedVersions = max(1, retainedVersions)
-        self.serviceName = serviceName
         self.secrets = try PostgresIdentifier("vault_secrets", schema: schema)
         self.versionsTable = try PostgresIdentifier("vault_secret_versions", schema: schema)
     }
@@ -92,7 +120,6 @@ struct BuiltInSecretBackend: SecretBackend {
             try await connection.query("DELETE FROM \(versionsTable) WHERE path = \(path) AND version <= \(current - retainedVersions)")
             return current
         }
-        try await audit("secret.write", path: path, actor: actor, details: ["version": .number(Double(version))])
         return version
     }
 
@@ -112,16 +139,12 @@ struct BuiltInSecretBackend: SecretBackend {
         let number = try row.decode("version", as: Int.self)
         let sealed = SealedSecret(keyID: try row.decode("key_id"), wrappedKey: try row.decode("wrapped_key", as: PostgresBytes.self).bytes,
                                   ciphertext: try row.decode("ciphertext", as: PostgresBytes.self).bytes)
-        // Audited before the secret is opened and handed out.
-        try await audit("secret.read", path: path, actor: actor, details: ["version": .number(Double(number))])
         let data = try JSONDecoder().decode([String: String].self, from: sealer.unseal(sealed, path: path, version: number))
         return SecretVersion(path: path, version: number, data: data, createdAt: try row.decode("created_at"))
     }
 
     func delete(path: String, actor: SecretActor) async throws -> Bool {
-        let deleted = try await postgres.query("DELETE FROM \(secrets) WHERE path = \(path) RETURNING path").count == 1
-        if deleted { try await audit("secret.delete", path: path, actor: actor, details: [:]) }
-        return deleted
+        try await postgres.query("DELETE FROM \(secrets) WHERE path = \(path) RETURNING path").count == 1
     }
 
     func versions(path: String) async throws -> [Int] {
@@ -154,10 +177,6 @@ struct BuiltInSecretBackend: SecretBackend {
             total += progressed
             if progressed == 0 { return total }
         }
-    }
-
-    private func audit(_ action: String, path: String, actor: SecretActor, details: [String: JSONValue]) async throws {
-        try await auditor.record(AuditEvent(actor: actor.id, action: action, resource: path, service: actor.service, details: details))
     }
 }
 

@@ -33,7 +33,7 @@ public enum VaultBenchmark {
             let key = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
             let backend = try BuiltInSecretBackend(
                 postgres: postgres, schema: schema, sealer: SecretSealer(keyring: try MasterKeyring(configuration: "bench:\(key)", active: nil)),
-                auditor: NoAudit(), retainedVersions: 10, serviceName: "platform-bench")
+                retainedVersions: 10)
             let actor = SecretActor(id: "bench", service: "platform-bench")
             let value = String(repeating: "x", count: 1000)
             let data = ["password": value]
@@ -99,10 +99,5 @@ public enum VaultBenchmark {
             try await group.waitForAll()
         }
         return Double(count) / (ContinuousClock.now - start).secondsValue
-    }
-
-    /// The benchmark measures the engine, not the audit stream.
-    private struct NoAudit: SecretAuditor {
-        func record(_ event: AuditEvent) async throws {}
     }
 }

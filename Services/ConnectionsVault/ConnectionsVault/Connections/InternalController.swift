@@ -1,0 +1,49 @@
+import Foundation
+import Hummingbird
+import Platform
+import SharedModels
+
+/// `/internal/...` of connections-vault: for other services and operators on the private network; the gateway
+/// never proxies these paths. ``InternalCallerMiddleware`` has already verified the bearer token.
+struct InternalController: Sendable {
+    let connections: ConnectionService
+    let engine: SecretsEngine
+    /// Services allowed to read credentials (`connections.credentials.allowed_services`).
+    let credentialReaders: Set<String>
+    let audit: StreamPublisher
+    let serviceName: String
+
+    func addRoutes(to router: Router<PlatformRequestContext>) {
+        router.get("internal/connections/:id/credentials") { _, context in
+            let caller = try context.requireService(in: credentialReaders)
+            let text = context.parameters.get("id") ?? ""
+            guard let id = Int64(text), id > 0 else { throw APIError.notFound("connection", id: text) }
+            let credentials = try await connections.credentialsForService(
+                id: id, actor: SecretActor(id: "service:\(caller)", service: serviceName))
+            var response = try JSONResponse(credentials)
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
+        router.post("internal/vault/rewrap") { _, context in
+            let user = try context.requireUser(atLeast: .admin)
+            guard case .builtIn(let vault) = engine else {
+                throw APIError(.badRequest, code: .badRequest, message: "HashiCorp Vault keeps its own keys: rotate them in Vault")
+            }
+            let count = try await vault.rewrapAll()
+            _ = try await audit.publish(AuditEvent(
+                actor: user.userID, action: "vault.rewrap", resource: "vault", service: serviceName,
+                details: ["versions": .number(Double(count)), "active_key": .string(vault.sealer.keyring.activeKeyID)]))
+            return try JSONResponse(RewrapResult(rewrapped: count, activeKey: vault.sealer.keyring.activeKeyID))
+        }
+    }
+
+    struct RewrapResult: Encodable {
+        var rewrapped: Int
+        var activeKey: String
+
+        enum CodingKeys: String, CodingKey {
+            case rewrapped
+            case activeKey = "active_key"
+        }
+    }
+}
