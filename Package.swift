@@ -103,6 +103,7 @@ var targets: [Target] = [
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
         ],
+        resources: [.copy("Fixtures")],
         swiftSettings: swiftSettings
     ),
     .testTarget(

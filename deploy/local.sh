@@ -31,6 +31,10 @@
 #   AUTH_JWT_PRIVATE_KEY_FILE [generated once into .data/secrets/jwt-ed25519.key]  the gateway's signing key
 #                                         (base64 of a 32-byte Ed25519 seed, or PEM); the other services fetch
 #                                         the public key from the gateway's /.well-known/jwks.json
+#   SERVICE_TOKEN_KEY_FILE [generated once into .data/secrets/service-token.key]  the key the five services
+#                                         behind the gateway sign and check their calls to each other with
+#   VAULT_ADDR, VAULT_TOKEN [unset]       both set: connections-vault keeps credentials in HashiCorp Vault (KV v2)
+#                                         instead of its built-in vault
 #   LOG_LEVEL [info]  LOG_FORMAT [json]   passed to every service
 #   POSTGRES_POOL_SIZE [service default 8]  passed through when set
 #   PLATFORM_READY_TIMEOUT [120]          seconds `up` waits for every /health/ready
@@ -69,6 +73,7 @@ REDIS_DIR=$DATA_DIR/redis
 SECRETS_DIR=$DATA_DIR/secrets
 JWT_KEY_FILE=${AUTH_JWT_PRIVATE_KEY_FILE:-$SECRETS_DIR/jwt-ed25519.key}
 VAULT_KEYS_FILE=$SECRETS_DIR/vault-master-keys
+SERVICE_KEY_FILE=${SERVICE_TOKEN_KEY_FILE:-$SECRETS_DIR/service-token.key}
 RUN_DIR=$DATA_DIR/run
 LOG_DIR=$DATA_DIR/logs
 PG_ROLE=platform
@@ -206,21 +211,32 @@ start_service() {
                 var=SERVICE_URL_${s//-/_}
                 export "${var^^}=http://127.0.0.1:$(service_port "$s")"
             done
+            unset SERVICE_TOKEN_KEY SERVICE_TOKEN_KEY_FILE
         else
-            unset ADMIN_USERNAME ADMIN_PASSWORD ADMIN_EMAIL AUTH_JWT_PRIVATE_KEY_FILE AUTH_JWT_PRIVATE_KEY
+            unset ADMIN_USERNAME ADMIN_PASSWORD ADMIN_EMAIL AUTH_JWT_PRIVATE_KEY_FILE AUTH_JWT_PRIVATE_KEY SERVICE_TOKEN_KEY
             export AUTH_JWKS_URL=http://127.0.0.1:$(service_port auth-gateway)/.well-known/jwks.json
+            export SERVICE_TOKEN_KEY_FILE=$SERVICE_KEY_FILE
         fi
         if [[ $name == connections-vault ]]; then
             VAULT_MASTER_KEYS=${VAULT_MASTER_KEYS:-$(<"$VAULT_KEYS_FILE")}
             export VAULT_MASTER_KEYS
         else
-            unset VAULT_MASTER_KEYS
+            unset VAULT_MASTER_KEYS VAULT_ADDR VAULT_TOKEN VAULT_TOKEN_FILE
         fi
         cd -- "$ROOT"
         exec setsid "$SELF" __supervise "$name" "$BIN_DIR/$name" </dev/null >>"$log" 2>&1
     ) &
     wait_for 10 "the supervisor of $name to start" supervisor_pid "$name" ||
         die "the supervisor of $name did not start; see $log"
+}
+
+# Writes the base64 of 32 random bytes to FILE (mode 600) unless it already holds something.
+random_key_file() {
+    local file=$1
+    if [[ ! -s $file ]]; then
+        (umask 077 && head -c 32 /dev/urandom | base64 >"$file.tmp" && mv -f -- "$file.tmp" "$file") || die "cannot write $file"
+    fi
+    chmod 600 -- "$file"
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -253,11 +269,8 @@ cmd_up() {
         ADMIN_PASSWORD=$(secret_file "$SECRETS_DIR/admin.password")
         admin_password_source=$SECRETS_DIR/admin.password
     fi
-    if [[ ! -s $JWT_KEY_FILE ]]; then
-        (umask 077 && head -c 32 /dev/urandom | base64 >"$JWT_KEY_FILE.tmp" && mv -f -- "$JWT_KEY_FILE.tmp" "$JWT_KEY_FILE") ||
-            die "cannot write $JWT_KEY_FILE"
-    fi
-    chmod 600 -- "$JWT_KEY_FILE"
+    random_key_file "$JWT_KEY_FILE"
+    random_key_file "$SERVICE_KEY_FILE"
     if [[ -z ${VAULT_MASTER_KEYS:-} && ! -s $VAULT_KEYS_FILE ]]; then
         (umask 077 && printf 'local-1:%s\n' "$(head -c 32 /dev/urandom | base64)" >"$VAULT_KEYS_FILE.tmp" &&
             mv -f -- "$VAULT_KEYS_FILE.tmp" "$VAULT_KEYS_FILE") || die "cannot write $VAULT_KEYS_FILE"

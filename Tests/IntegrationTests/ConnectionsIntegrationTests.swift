@@ -1,6 +1,8 @@
+import ConnectionsVault
 import Foundation
 import Platform
 import PlatformTesting
+import SharedModels
 import Testing
 
 extension Integration {
@@ -75,16 +77,21 @@ extension Integration {
             }
             #expect(scanned > 1_000_000, "the scan read only \(scanned) bytes")
 
+            let text = try await Self.recentAuditRecords()
+            #expect(text.contains("secret.write"))
+            for canary in canaries { #expect(!text.contains(canary)) }
+        }
+
+        /// The last thousand entries of `platform:audit`, as text.
+        static func recentAuditRecords() async throws -> String {
             let redis = RedisClient(configuration: try TestEnvironment.redis(), logger: TestEnvironment.logger)
-            try await withServices([redis]) {
+            return try await withServices([redis]) {
                 let audit = try await redis.execute(["XREVRANGE", "platform:audit", "+", "-", "COUNT", "1000"])
                 func strings(_ reply: RedisReply) -> [String] {
                     if let elements = reply.array { return elements.flatMap(strings) }
                     return reply.string.map { [$0] } ?? []
                 }
-                let text = strings(audit).joined(separator: "\n")
-                #expect(text.contains("secret.write"))
-                for canary in canaries { #expect(!text.contains(canary)) }
+                return strings(audit).joined(separator: "\n")
             }
         }
 
@@ -123,6 +130,90 @@ extension Integration {
                 #expect(catalog.json["table_name"] as? String == "pg_namespace")
                 let columns = (catalog.json["columns"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
                 #expect(columns.contains("nspname"))
+            }
+        }
+
+        /// Another service reads a connection's credentials from connections-vault directly, with a service token;
+        /// nobody else can, and the gateway does not route there.
+        @Test func servicesReadCredentialsThroughTheInternalRoute() async throws {
+            try await GatewayStack.run { stack in
+                let engineer = try await stack.user(.engineer)
+                let customer = try await Self.customerDatabase()
+                var body = credentials(customer)
+                body["name"] = "Internal " + TestEnvironment.uniqueName("c")
+                let created = try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: body)
+                let id = try #require(created.json["id"] as? Int)
+                let vault = try #require(stack.services[ConnectionsVaultService.name])
+                let path = "/internal/connections/\(id)/credentials"
+                let runner = try await stack.serviceToken(from: "pipeline-runner", to: ConnectionsVaultService.name)
+
+                let reply = try await stack.send(.GET, path, token: runner, base: vault)
+                #expect(reply.status == 200)
+                #expect(reply.header("Cache-Control") == "no-store")
+                let read = try JSONDecoder().decode(InternalConnectionCredentials.self, from: reply.body)
+                #expect(read.connectionID == Int64(id))
+                #expect(read.password == customer.password && read.username == customer.username && read.database == customer.database)
+                #expect(read.secretVersion == 1)
+                // They are the working credentials of the customer's database.
+                let reached = PostgresClient(
+                    configuration: PostgresConfiguration(host: read.host, port: read.port, username: read.username, password: read.password,
+                                                         database: read.database, sslMode: read.sslmode),
+                    maxConnections: 1, logger: TestEnvironment.logger)
+                try await withServices([reached]) {
+                    let user = try await reached.query("SELECT current_user AS name").first?.decode("name", as: String.self)
+                    #expect(user == customer.username)
+                }
+
+                let scheduler = try await stack.serviceToken(from: "scheduler", to: ConnectionsVaultService.name)
+                let elsewhere = try await stack.serviceToken(from: "pipeline-runner", to: "file-storage")
+                let refusals = [
+                    try await stack.send(.GET, path, token: scheduler, base: vault).status,
+                    try await stack.send(.GET, path, token: engineer.access, base: vault).status,
+                    try await stack.send(.GET, path, token: elsewhere, base: vault).status,
+                    try await stack.send(.GET, path, base: vault).status,
+                    try await stack.send(.GET, "/internal/connections/999999999/credentials", token: runner, base: vault).status,
+                    try await stack.send(.GET, path, token: runner).status,
+                ]
+                #expect(refusals == [403, 403, 401, 401, 404, 404])
+
+                // An inactive connection's credentials are not handed out.
+                #expect(try await stack.send(.PUT, "/api/v1/connections/\(id)", token: engineer.access, json: ["is_active": false]).status == 200)
+                let inactive = try await stack.send(.GET, path, token: runner, base: vault)
+                #expect(inactive.status == 409)
+
+                // The read is in the audit trail under the calling service, without the password.
+                let audit = try await Self.recentAuditRecords()
+                #expect(audit.contains(#""actor":"service:pipeline-runner""#))
+                #expect(!audit.contains(try #require(customer.password)))
+                #expect(try await stack.send(.DELETE, "/api/v1/connections/\(id)", token: engineer.access).status == 200)
+            }
+        }
+
+        /// `POST /internal/vault/rewrap` is for admins only, and leaves every secret readable.
+        @Test func theRewrapRouteIsForAdmins() async throws {
+            let runKeyID = String(try TestEnvironment.require("VAULT_MASTER_KEYS").split(separator: ":")[0])
+            try await GatewayStack.run { stack in
+                let vault = try #require(stack.services[ConnectionsVaultService.name])
+                let admin = try await stack.user(.admin)
+                let engineer = try await stack.user(.engineer)
+                var body = credentials(try await Self.customerDatabase())
+                body["name"] = "Rewrap " + TestEnvironment.uniqueName("c")
+                let id = try #require(try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: body).json["id"] as? Int)
+
+                let runner = try await stack.serviceToken(from: "pipeline-runner", to: ConnectionsVaultService.name)
+                let refused = [
+                    try await stack.send(.POST, "/internal/vault/rewrap", token: engineer.access, base: vault).status,
+                    try await stack.send(.POST, "/internal/vault/rewrap", token: runner, base: vault).status,
+                    try await stack.send(.POST, "/internal/vault/rewrap", token: admin.access).status,
+                ]
+                #expect(refused == [403, 403, 404])
+                let done = try await stack.send(.POST, "/internal/vault/rewrap", token: admin.access, base: vault)
+                #expect(done.status == 200)
+                #expect(done.json["active_key"] as? String == runKeyID)
+                #expect((done.json["rewrapped"] as? Int).map { $0 >= 0 } == true)
+                let tested = try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: engineer.access)
+                #expect(tested.json["test_status"] as? String == "success")
+                _ = try await stack.send(.DELETE, "/api/v1/connections/\(id)", token: engineer.access)
             }
         }
 

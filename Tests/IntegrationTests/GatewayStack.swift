@@ -21,6 +21,8 @@ struct GatewayStack {
     let client: HTTPClient
     /// Base URLs of the services the stack started, by name.
     let services: [String: String]
+    /// The key the stack's services accept service tokens under.
+    let serviceTokenKey: ServiceTokenKey
 
     /// The services behind the gateway, by their `SERVICE_URL_*` suffix.
     static let upstreams: [(env: String, name: String, build: @Sendable (ServiceSettings) async throws -> any ApplicationProtocol)] = [
@@ -44,6 +46,7 @@ struct GatewayStack {
             "RATELIMIT_USER": "40", "RATELIMIT_ADMIN": "40",
             "AUTH_JWT_PRIVATE_KEY": Curve25519.Signing.PrivateKey().rawRepresentation.base64EncodedString(),
         ]
+        let serviceKeyText = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
         var services: [any Service] = extra
         var ports: [Int] = [gatewayPort]
         var serviceURLs: [String: String] = [:]
@@ -57,7 +60,8 @@ struct GatewayStack {
             gatewayEnvironment["SERVICE_URL_\(upstream.env)"] = "http://127.0.0.1:\(port)"
             serviceURLs[upstream.name] = "http://127.0.0.1:\(port)"
             let settings = try await TestEnvironment.serviceSettings(
-                serviceName: upstream.name, overrides: ["HTTP_PORT": String(port), "AUTH_JWKS_URL": jwksURL])
+                serviceName: upstream.name,
+                overrides: ["HTTP_PORT": String(port), "AUTH_JWKS_URL": jwksURL, "SERVICE_TOKEN_KEY": serviceKeyText])
             services.append(try await upstream.build(settings))
         }
         let settings = try await TestEnvironment.serviceSettings(
@@ -67,7 +71,9 @@ struct GatewayStack {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2), read: .seconds(30)))
         configuration.httpVersion = .http1Only
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
-        let stack = GatewayStack(gateway: "http://127.0.0.1:\(gatewayPort)", client: client, services: serviceURLs)
+        let stack = GatewayStack(
+            gateway: "http://127.0.0.1:\(gatewayPort)", client: client, services: serviceURLs,
+            serviceTokenKey: try ServiceTokenKey(base64: serviceKeyText))
         do {
             try await withServices(services) {
                 for port in ports {
@@ -83,6 +89,11 @@ struct GatewayStack {
             throw error
         }
         try await client.shutdown()
+    }
+
+    /// A service token of `caller` for calls to `audience`, under the stack's key.
+    func serviceToken(from caller: String, to audience: String) async throws -> String {
+        try await ServiceTokenIssuer(key: serviceTokenKey, service: caller).token(for: audience)
     }
 
     /// One answer, fully read.
