@@ -107,6 +107,11 @@ var targets: [Target] = [
         swiftSettings: swiftSettings
     ),
     .testTarget(
+        name: "SchedulerTests",
+        dependencies: ["Scheduler", "Platform", "SharedModels"],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
         name: "DeploymentTests",
         dependencies: [.product(name: "Yams", package: "Yams")],
         swiftSettings: swiftSettings
