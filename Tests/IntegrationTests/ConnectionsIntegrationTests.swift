@@ -1,4 +1,4 @@
-import ConnectionsVault
+@testable import ConnectionsVault
 import Foundation
 import Platform
 import PlatformTesting
@@ -183,39 +183,60 @@ extension Integration {
 
                 // The read is in the audit trail under the calling service, without the password.
                 let audit = try await Self.recentAuditRecords()
-                #expect(audit.contains(#""actor":"service:pipeline-runner""#))
+                let reads = audit.split(separator: "\n").filter { $0.contains(#""resource":"\#(read.vaultPath)""#) && $0.contains("secret.read") }
+                #expect(reads.contains { $0.contains(#""actor":"service:pipeline-runner""#) })
                 #expect(!audit.contains(try #require(customer.password)))
                 #expect(try await stack.send(.DELETE, "/api/v1/connections/\(id)", token: engineer.access).status == 200)
             }
         }
 
-        /// `POST /internal/vault/rewrap` is for admins only, and leaves every secret readable.
+        /// `POST /internal/vault/rewrap` is for admins only, and moves data keys still wrapped by an old master key to
+        /// the active one while the service runs.
         @Test func theRewrapRouteIsForAdmins() async throws {
-            let runKeyID = String(try TestEnvironment.require("VAULT_MASTER_KEYS").split(separator: ":")[0])
-            try await GatewayStack.run { stack in
-                let vault = try #require(stack.services[ConnectionsVaultService.name])
-                let admin = try await stack.user(.admin)
-                let engineer = try await stack.user(.engineer)
-                var body = credentials(try await Self.customerDatabase())
-                body["name"] = "Rewrap " + TestEnvironment.uniqueName("c")
-                let id = try #require(try await stack.send(.POST, "/api/v1/connections/", token: engineer.access, json: body).json["id"] as? Int)
+            let runKeys = try TestEnvironment.require("VAULT_MASTER_KEYS")
+            let runKeyID = String(runKeys.split(separator: ":")[0])
+            let oldKey = Integration.VaultTests.keyText("retiring")
+            let path = "secret/test/" + TestEnvironment.uniqueName("route")
+            let postgres = PostgresClient(configuration: try TestEnvironment.postgres(), maxConnections: 2, logger: TestEnvironment.logger)
+            let versions = try PostgresIdentifier("vault_secret_versions", schema: ConnectionsVaultService.schema)
+            func keyID() async throws -> String? {
+                try await postgres.query("SELECT key_id FROM \(versions) WHERE path = \(path)").first?.decode("key_id", as: String.self)
+            }
+            try await withServices([postgres]) {
+                let underOldKey = try BuiltInSecretBackend(
+                    postgres: postgres, schema: ConnectionsVaultService.schema,
+                    sealer: SecretSealer(keyring: try MasterKeyring(configuration: oldKey, active: nil)), retainedVersions: 3)
+                _ = try await underOldKey.write(path: path, data: ["password": "kept"], actor: actor)
+                #expect(try await keyID() == "retiring")
 
-                let runner = try await stack.serviceToken(from: "pipeline-runner", to: ConnectionsVaultService.name)
-                let refused = [
-                    try await stack.send(.POST, "/internal/vault/rewrap", token: engineer.access, base: vault).status,
-                    try await stack.send(.POST, "/internal/vault/rewrap", token: runner, base: vault).status,
-                    try await stack.send(.POST, "/internal/vault/rewrap", token: admin.access).status,
-                ]
-                #expect(refused == [403, 403, 404])
-                let done = try await stack.send(.POST, "/internal/vault/rewrap", token: admin.access, base: vault)
-                #expect(done.status == 200)
-                #expect(done.json["active_key"] as? String == runKeyID)
-                #expect((done.json["rewrapped"] as? Int).map { $0 >= 0 } == true)
-                let tested = try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: engineer.access)
-                #expect(tested.json["test_status"] as? String == "success")
-                _ = try await stack.send(.DELETE, "/api/v1/connections/\(id)", token: engineer.access)
+                try await GatewayStack.run(serviceSettings: ["VAULT_MASTER_KEYS": "\(runKeys),\(oldKey)", "VAULT_ACTIVE_KEY": runKeyID]) { stack in
+                    let vault = try #require(stack.services[ConnectionsVaultService.name])
+                    let admin = try await stack.user(.admin)
+                    let engineer = try await stack.user(.engineer)
+                    let runner = try await stack.serviceToken(from: "pipeline-runner", to: ConnectionsVaultService.name)
+                    let refused = [
+                        try await stack.send(.POST, "/internal/vault/rewrap", token: engineer.access, base: vault).status,
+                        try await stack.send(.POST, "/internal/vault/rewrap", token: runner, base: vault).status,
+                        try await stack.send(.POST, "/internal/vault/rewrap", token: admin.access).status,
+                    ]
+                    #expect(refused == [403, 403, 404])
+                    #expect(try await keyID() == "retiring")
+                    let done = try await stack.send(.POST, "/internal/vault/rewrap", token: admin.access, base: vault)
+                    #expect(done.status == 200)
+                    #expect(done.json["active_key"] as? String == runKeyID)
+                    #expect((done.json["rewrapped"] as? Int ?? 0) >= 1)
+                }
+                // The old key can go: the secret opens with the run's key alone.
+                #expect(try await keyID() == runKeyID)
+                let withRunKey = try BuiltInSecretBackend(
+                    postgres: postgres, schema: ConnectionsVaultService.schema,
+                    sealer: SecretSealer(keyring: try MasterKeyring(configuration: runKeys, active: nil)), retainedVersions: 3)
+                #expect(try await withRunKey.read(path: path, version: nil, actor: actor)?.data["password"] == "kept")
+                _ = try await withRunKey.delete(path: path, actor: actor)
             }
         }
+
+        let actor = SecretActor(id: "user_1", service: "connections-vault")
 
         @Test func createTestUpdateAndDeleteThroughTheGateway() async throws {
             try await GatewayStack.run { stack in

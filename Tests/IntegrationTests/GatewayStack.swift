@@ -34,9 +34,11 @@ struct GatewayStack {
     ]
 
     /// Starts everything, runs `body`, stops everything. `replace` swaps a service's URL (a closed port, a
-    /// test upstream); `extra` runs beside the stack (such a test upstream); `gatewaySettings` adds gateway keys.
+    /// test upstream); `extra` runs beside the stack (such a test upstream); `gatewaySettings` adds gateway keys,
+    /// `serviceSettings` keys of the services behind it.
     static func run(
         replace: [String: String] = [:], extra: [any Service] = [], gatewaySettings: [String: String] = [:],
+        serviceSettings: [String: String] = [:],
         _ body: (GatewayStack) async throws -> Void
     ) async throws {
         let gatewayPort = try TestEnvironment.freePort()
@@ -61,7 +63,8 @@ struct GatewayStack {
             serviceURLs[upstream.name] = "http://127.0.0.1:\(port)"
             let settings = try await TestEnvironment.serviceSettings(
                 serviceName: upstream.name,
-                overrides: ["HTTP_PORT": String(port), "AUTH_JWKS_URL": jwksURL, "SERVICE_TOKEN_KEY": serviceKeyText])
+                overrides: ["HTTP_PORT": String(port), "AUTH_JWKS_URL": jwksURL, "SERVICE_TOKEN_KEY": serviceKeyText]
+                    .merging(serviceSettings) { _, new in new })
             services.append(try await upstream.build(settings))
         }
         let settings = try await TestEnvironment.serviceSettings(

@@ -55,5 +55,17 @@ import Testing
         #expect(!settings.postgres.description.contains("s3cr3t-pw"))
         #expect(!settings.redis.description.contains("r3dis-pw"))
     }
-}
 
+    @Test func aSecretIsReadInlineOrFromItsFile() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)")
+        try "from-file\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let fromFile = try await ServiceSettings.makeReader(arguments: [], environment: ["VAULT_TOKEN_FILE": file.path], environmentFile: nil)
+        #expect(try fromFile.secret(forKey: "vault.token") == "from-file")
+        let inline = try await ServiceSettings.makeReader(
+            arguments: [], environment: ["VAULT_TOKEN": " inline ", "VAULT_TOKEN_FILE": file.path], environmentFile: nil)
+        #expect(try inline.secret(forKey: "vault.token") == "inline")
+        let neither = try await ServiceSettings.makeReader(arguments: [], environment: [:], environmentFile: nil)
+        #expect(try neither.secret(forKey: "vault.token") == nil)
+    }
+}

@@ -42,6 +42,20 @@ import Testing
         } == .tokenExpired)
     }
 
+    @Test func aTokenValidForLongerThanAllowedIsRefused() async throws {
+        let longLived = try await ServiceTokenIssuer(key: key, service: "scheduler", lifetime: .seconds(3600)).token(for: "connections-vault")
+        #expect(await rejection { try await ServiceTokenVerifier(key: key, audience: "connections-vault").verify(longLived) } == .invalidToken)
+        #expect(await rejection {
+            try await ServiceTokenVerifier(key: key, audience: "connections-vault", maxLifetime: .seconds(7200)).verify(longLived)
+        } == nil)
+    }
+
+    @Test func unsignedTokensAreRefused() async throws {
+        let payload = #"{"sub":"service:pipeline-runner","aud":["connections-vault"],"jti":"x","iat":\#(Int(Date().timeIntervalSince1970)),"exp":\#(Int(Date().timeIntervalSince1970) + 30)}"#
+        let unsigned = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64URLEncodedString() + "." + Data(payload.utf8).base64URLEncodedString() + "."
+        #expect(await rejection { try await ServiceTokenVerifier(key: key, audience: "connections-vault").verify(unsigned) } == .invalidToken)
+    }
+
     @Test func aTokenIsReusedForHalfItsLifetime() async throws {
         let issuer = await ServiceTokenIssuer(key: key, service: "scheduler", lifetime: .seconds(60))
         let now = Date()
@@ -68,8 +82,8 @@ import Testing
     }
 
     @Test func aKeyMustBeLongEnough() {
-        #expect(throws: AccessTokenSigner.InvalidKey.self) { try ServiceTokenKey(base64: Data(count: 16).base64EncodedString()) }
-        #expect(throws: AccessTokenSigner.InvalidKey.self) { try ServiceTokenKey(base64: "not base64!") }
+        #expect(throws: ServiceTokenKey.InvalidKey.self) { try ServiceTokenKey(base64: Data(count: 16).base64EncodedString()) }
+        #expect(throws: ServiceTokenKey.InvalidKey.self) { try ServiceTokenKey(base64: "not base64!") }
         #expect(throws: Never.self) { try ServiceTokenKey(base64: Data(count: 32).base64EncodedString()) }
     }
 
@@ -96,6 +110,7 @@ import Testing
         let runner = try await ServiceTokenIssuer(key: key, service: "pipeline-runner").token(for: "connections-vault")
         let scheduler = try await ServiceTokenIssuer(key: key, service: "scheduler").token(for: "connections-vault")
         let runnerForOthers = try await ServiceTokenIssuer(key: key, service: "pipeline-runner").token(for: "file-storage")
+        let expired = try await ServiceTokenIssuer(key: key, service: "pipeline-runner").token(for: "connections-vault", now: Date().addingTimeInterval(-120))
         let admin = try await userToken(.admin)
         let editor = try await userToken(.engineer)
 
@@ -107,9 +122,10 @@ import Testing
             let forRunners = [
                 try await status("/internal/for-runners", runner), try await status("/internal/for-runners", scheduler),
                 try await status("/internal/for-runners", admin), try await status("/internal/for-runners", runnerForOthers),
-                try await status("/internal/for-runners", nil),
+                try await status("/internal/for-runners", nil), try await status("/internal/for-runners", expired),
             ]
-            #expect(forRunners.map(\.0) == [.ok, .forbidden, .forbidden, .unauthorized, .unauthorized])
+            #expect(forRunners.map(\.0) == [.ok, .forbidden, .forbidden, .unauthorized, .unauthorized, .unauthorized])
+            #expect(forRunners[5].1.contains("TOKEN_EXPIRED"))
             #expect(forRunners[0].1 == "pipeline-runner")
             let forAdmins = [
                 try await status("/internal/for-admins", admin), try await status("/internal/for-admins", editor),
@@ -121,18 +137,5 @@ import Testing
             let outside = try await status("/public", runner)
             #expect(outside == (.ok, "nobody"))
         }
-    }
-
-    @Test func aSecretIsReadInlineOrFromItsFile() async throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)")
-        try "from-file\n".write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let fromFile = try await ServiceSettings.makeReader(arguments: [], environment: ["VAULT_TOKEN_FILE": file.path], environmentFile: nil)
-        #expect(try fromFile.secret(forKey: "vault.token") == "from-file")
-        let inline = try await ServiceSettings.makeReader(
-            arguments: [], environment: ["VAULT_TOKEN": " inline ", "VAULT_TOKEN_FILE": file.path], environmentFile: nil)
-        #expect(try inline.secret(forKey: "vault.token") == "inline")
-        let neither = try await ServiceSettings.makeReader(arguments: [], environment: [:], environmentFile: nil)
-        #expect(try neither.secret(forKey: "vault.token") == nil)
     }
 }

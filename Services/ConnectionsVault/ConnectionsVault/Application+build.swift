@@ -21,7 +21,7 @@ public enum ConnectionsVaultService {
     /// the service keeps running. Prints how many versions it rewrapped.
     public static func rewrap(settings: ServiceSettings, logger: Logger) async throws {
         let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
-        guard case .builtIn(let vault) = try SecretsEngine.configured(platform: platform, schema: schema) else {
+        guard case .builtIn(let vault) = try SecretsEngine.configured(platform: platform, schema: schema, threadPool: .singleton) else {
             throw VaultError.configuration("rewrap is for the built-in vault; HashiCorp Vault rotates its own keys")
         }
         try await withRunningServices([platform.postgres, platform.redis]) {
@@ -37,18 +37,20 @@ public enum ConnectionsVaultService {
         let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
         let config = settings.config
         let publisher = StreamPublisher(redis: platform.redis)
-        let engine = try SecretsEngine.configured(platform: platform, schema: schema)
+        // Checks against customers' databases block a thread each for up to the connect timeout, and requests to
+        // an external vault for up to its timeout: threads of their own, not the shared pool's two.
+        let checks = ThreadPoolService(threads: config.int(forKey: "connections.test.threads", default: 4))
+        let vaultRequests = ThreadPoolService(threads: config.int(forKey: "vault.threads", default: 4))
+        let engine = try SecretsEngine.configured(platform: platform, schema: schema, threadPool: vaultRequests.threadPool)
         logger.info("secrets engine", metadata: ["engine": "\(engine.name)"])
         let secrets = AuditedSecretBackend(backend: engine.backend, auditor: StreamSecretAuditor(publisher: publisher))
-        // Checks against customers' databases block a thread each for up to the connect timeout.
-        let checks = ThreadPoolService(threads: config.int(forKey: "connections.test.threads", default: 4))
         let connectTimeout = config.int(forKey: "connections.test.connect_timeout_seconds", default: 5)
         let connections = ConnectionService(
             connections: try PostgresConnectionRepository(postgres: platform.postgres, schema: schema), secrets: secrets,
             tester: ConnectionTester(threadPool: checks.threadPool, connectTimeoutSeconds: connectTimeout),
             inspector: SchemaInspector(threadPool: checks.threadPool, connectTimeoutSeconds: connectTimeout),
             events: publisher, logger: logger)
-        let credentialReaders = config.string(forKey: "connections.credentials.allowed_services", default: "pipeline-runner,file-storage,observability")
+        let credentialReaders = config.string(forKey: "connections.credentials.allowed_services", default: "pipeline-runner,file-storage")
 
         let router = try await platform.makeRouter(authenticating: true)
         ConnectionsController(service: connections, serviceName: name).addRoutes(to: router.group("api/v1/connections"))
@@ -58,6 +60,6 @@ public enum ConnectionsVaultService {
             credentialReaders: Set(credentialReaders.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
             audit: publisher, serviceName: name
         ).addRoutes(to: router)
-        return platform.makeApplication(router: router, services: [checks])
+        return platform.makeApplication(router: router, services: [checks, vaultRequests])
     }
 }

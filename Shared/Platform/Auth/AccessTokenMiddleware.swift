@@ -99,14 +99,28 @@ public struct AccessTokenMiddleware<Context: AuthenticatedRequestContext>: Route
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // By segments, as the router matches them: `//api/x` is `/api/x` to the router, so it is to this check.
-        guard request.uri.path.split(separator: "/").first == Substring(protectedRoot) else { return try await next(request, context) }
-        guard let token = AccessTokenVerifier.bearerToken(in: request.headers) else { throw APIError.missingToken }
+        guard let token = try request.bearerToken(under: protectedRoot) else { return try await next(request, context) }
         var context = context
-        let user = try await keys.verify(token)
-        context.user = user
-        context.logger[metadataKey: "user_id"] = "\(user.userID)"
+        context.authenticate(try await keys.verify(token))
         return try await next(request, context)
+    }
+}
+
+extension Request {
+    /// The bearer token of a request under `root` (its first path segment); `nil` for requests elsewhere, 401 for
+    /// one under `root` without a token. By segments, as the router matches them: `//api/x` is `/api/x`.
+    func bearerToken(under root: String) throws -> String? {
+        guard uri.path.split(separator: "/").first == Substring(root) else { return nil }
+        guard let token = AccessTokenVerifier.bearerToken(in: headers) else { throw APIError.missingToken }
+        return token
+    }
+}
+
+extension AuthenticatedRequestContext {
+    /// Records a verified user in the context and its log lines.
+    mutating func authenticate(_ user: AuthenticatedUser) {
+        self.user = user
+        logger[metadataKey: "user_id"] = "\(user.userID)"
     }
 }
 

@@ -19,16 +19,13 @@ public struct InternalCallerMiddleware<Context: AuthenticatedRequestContext>: Ro
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.split(separator: "/").first == Substring(protectedRoot) else { return try await next(request, context) }
-        guard let token = AccessTokenVerifier.bearerToken(in: request.headers) else { throw APIError.missingToken }
+        guard let token = try request.bearerToken(under: protectedRoot) else { return try await next(request, context) }
         var context = context
         if let caller = try await serviceCaller(token) {
             context.callingService = caller
             context.logger[metadataKey: "calling_service"] = "\(caller)"
         } else {
-            let user = try await users.verify(token)
-            context.user = user
-            context.logger[metadataKey: "user_id"] = "\(user.userID)"
+            context.authenticate(try await users.verify(token))
         }
         return try await next(request, context)
     }

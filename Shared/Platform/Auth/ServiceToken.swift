@@ -25,19 +25,24 @@ public struct ServiceTokenClaims: JWTPayload, Equatable {
 /// bytes, the same for every service of a deployment).
 ///
 /// Why a shared HMAC key and not tokens from the gateway: a service-to-service call then needs no round trip to
-/// a third service and keeps working while the gateway restarts; the trust is the same, since a gateway exchange
-/// would still need a shared secret to tell services apart from anyone on the network. The key is separate from
-/// the gateway's Ed25519 key and the algorithms differ, so a user's access token never passes as a service
-/// token, nor the reverse.
+/// a third service and keeps working while the gateway restarts. The key is separate from the gateway's Ed25519
+/// key and the algorithms differ, so a user's access token never passes as a service token, nor the reverse.
+/// What a shared key cannot do: keep one service of the deployment from naming itself another (per-service keys
+/// would).
 public struct ServiceTokenKey: Sendable {
     fileprivate let key: SymmetricKey
 
     /// Reads the key; refuses one shorter than 32 bytes.
     public init(base64 text: String) throws {
         guard let bytes = Data(base64URLOrBase64: text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count >= 32 else {
-            throw AccessTokenSigner.InvalidKey(reason: "service.token_key must be the base64 of at least 32 random bytes")
+            throw InvalidKey()
         }
         self.key = SymmetricKey(data: bytes)
+    }
+
+    /// A key that is not the base64 of at least 32 bytes; says so without repeating the key.
+    public struct InvalidKey: Error, CustomStringConvertible {
+        public var description: String { "service.token_key must be the base64 of at least 32 random bytes" }
     }
 
     private init(key: SymmetricKey) {
@@ -88,15 +93,18 @@ public actor ServiceTokenIssuer {
 }
 
 /// Checks service tokens addressed to one service: the HMAC signature, `aud` naming this service, an unexpired
-/// `exp`, and a `sub` of the form `service:<name>`.
+/// `exp` no further away than `maxLifetime` (a leaked token is worth a minute or two, never a year), and a `sub`
+/// of the form `service:<name>`.
 public struct ServiceTokenVerifier: Sendable {
     private let keys: JWTKeyCollection
     private let audience: String
+    private let maxLifetime: Duration
 
     /// A verifier for the service `audience`.
-    public init(key: ServiceTokenKey, audience: String) async {
+    public init(key: ServiceTokenKey, audience: String, maxLifetime: Duration = .seconds(120)) async {
         self.keys = await key.collection()
         self.audience = audience
+        self.maxLifetime = maxLifetime
     }
 
     /// The name of the calling service, or a 401 ``APIError`` (`INVALID_TOKEN`, `TOKEN_EXPIRED`).
@@ -111,6 +119,7 @@ public struct ServiceTokenVerifier: Sendable {
             throw APIError.invalidToken
         }
         guard claims.exp.value > now else { throw APIError.tokenExpired }
+        guard claims.exp.value.timeIntervalSince(now) <= maxLifetime.secondsValue else { throw APIError.invalidToken }
         return String(claims.sub.value.dropFirst("service:".count))
     }
 }

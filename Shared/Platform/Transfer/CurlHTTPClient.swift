@@ -82,10 +82,6 @@ public final class CurlHTTPClient: Sendable {
         self.options = options
     }
 
-    deinit {
-        idle.withLock { $0.removeAll() }
-    }
-
     /// Performs the request; any HTTP status is a response, only a failure to get one throws ``TransferError``.
     public func execute(_ request: TransferRequest) async throws -> TransferResponse {
         let handle = idle.withLock { $0.popLast() } ?? EasyHandle()
@@ -108,14 +104,18 @@ private enum CurlLibrary {
 /// One easy handle, used by one transfer at a time (it is taken out of the idle list while in use).
 private final class EasyHandle: @unchecked Sendable {
     private let curl: UnsafeMutableRawPointer
+    /// libcurl keeps the error buffer's address until the handle is cleaned up, so it lives as long as the handle.
+    private let errorBuffer: UnsafeMutablePointer<CChar>
 
     init() {
         guard let curl = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
         self.curl = curl
+        self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
     }
 
     deinit {
         curl_easy_cleanup(curl)
+        errorBuffer.deallocate()
     }
 
     func perform(_ request: TransferRequest, options: CurlHTTPClient.Options) throws -> TransferResponse {
@@ -124,7 +124,7 @@ private final class EasyHandle: @unchecked Sendable {
         let collector = ResponseCollector(limit: options.maxResponseBytes)
         let box = Unmanaged.passRetained(collector)
         defer { box.release() }
-        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         var headerList: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(headerList) }
         for header in request.headers {
@@ -135,7 +135,7 @@ private final class EasyHandle: @unchecked Sendable {
             headerList = curl_slist_append(headerList, "Expect:")
         }
 
-        let code: CURLcode = errorBuffer.withUnsafeMutableBufferPointer { errorBytes in
+        let code: CURLcode = {
             var result = CURLE_OK
             func set(_ step: CURLcode) { if result == CURLE_OK { result = step } }
             set(platform_curl_setopt_string(curl, CURLOPT_URL, request.url))
@@ -144,7 +144,7 @@ private final class EasyHandle: @unchecked Sendable {
             set(platform_curl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0))
             set(platform_curl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(options.timeout.wholeMilliseconds)))
             set(platform_curl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Int(options.connectTimeout.wholeMilliseconds)))
-            set(platform_curl_setopt_pointer(curl, CURLOPT_ERRORBUFFER, errorBytes.baseAddress))
+            set(platform_curl_setopt_pointer(curl, CURLOPT_ERRORBUFFER, errorBuffer))
             if let caFile = options.caFile { set(platform_curl_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
             set(platform_curl_setopt_slist(curl, CURLOPT_HTTPHEADER, headerList))
             set(platform_curl_setopt_write_callback(curl, collectBody))
@@ -168,13 +168,16 @@ private final class EasyHandle: @unchecked Sendable {
                 })
             }
             guard result == CURLE_OK else { return result }
-            return curl_easy_perform(curl)
-        }
+            let performed = curl_easy_perform(curl)
+            // The header list is freed on return; the idle handle must not keep its address.
+            _ = platform_curl_setopt_slist(curl, CURLOPT_HTTPHEADER, nil)
+            return performed
+        }()
         guard code == CURLE_OK else {
             if collector.overflowed {
                 throw TransferError(code: Int(code.rawValue), message: "the response is larger than \(options.maxResponseBytes) bytes")
             }
-            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let detail = String(cString: errorBuffer)
             throw TransferError(code: Int(code.rawValue), message: detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)
         }
         var status = 0

@@ -37,6 +37,12 @@ struct ConnectionService: Sendable {
                            details: ["field": .string("vault_path")])
         }
         do {
+            // A secret already at the path belongs to someone else (another system sharing the vault, or a
+            // connection deleted while its secret could not be): it is never overwritten.
+            guard try await secrets.versions(path: vaultPath).isEmpty else {
+                throw APIError(.conflict, code: .duplicateResource, message: "The vault already holds a secret at this vault_path",
+                               details: ["field": .string("vault_path")])
+            }
             _ = try await secrets.write(path: vaultPath, data: credentials.secretData, actor: actor)
         } catch {
             _ = try? await connections.delete(id: connection.id)

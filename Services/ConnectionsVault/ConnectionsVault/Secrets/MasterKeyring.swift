@@ -64,6 +64,8 @@ enum VaultError: APIErrorConvertible, Equatable, CustomStringConvertible {
     case tampered
     /// The external vault could not be reached, refused the platform's token, or answered something unexpected.
     case unavailable(String)
+    /// A path outside the part of an external vault the platform may use.
+    case pathNotAllowed(prefix: String)
 
     var description: String {
         switch self {
@@ -71,6 +73,7 @@ enum VaultError: APIErrorConvertible, Equatable, CustomStringConvertible {
         case .unknownKey(let id): "no master key with id \(id) is configured"
         case .tampered: "a sealed secret failed authentication"
         case .unavailable(let reason): "vault unavailable: \(reason)"
+        case .pathNotAllowed(let prefix): "vault path outside \(prefix)"
         }
     }
 
@@ -78,6 +81,7 @@ enum VaultError: APIErrorConvertible, Equatable, CustomStringConvertible {
     var apiError: APIError {
         switch self {
         case .unavailable: APIError(.serviceUnavailable, code: .serviceUnavailable, message: "The secrets vault is unavailable")
+        case .pathNotAllowed(let prefix): APIError.validation(field: "vault_path", reason: "must start with \(prefix)")
         default: APIError(.internalServerError, code: .internalError, message: "Internal server error")
         }
     }

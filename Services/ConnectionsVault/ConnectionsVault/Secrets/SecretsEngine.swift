@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Platform
 
 /// The secrets engine a deployment runs with: HashiCorp Vault when `vault.addr` and a token are configured, the
@@ -8,20 +9,27 @@ enum SecretsEngine: Sendable {
     case hashiCorp(HashiCorpVaultBackend)
 
     /// Reads the engine's settings. The built-in engine needs `vault.master_keys`; HashiCorp Vault needs
-    /// `vault.addr` and `vault.token` (or `vault.token_file`), optionally `vault.namespace` and `vault.cacert`.
-    static func configured(platform: PlatformServices, schema: String) throws -> SecretsEngine {
+    /// `vault.addr` and `vault.token` (or `vault.token_file`), optionally `vault.namespace`, `vault.cacert`,
+    /// `vault.path_prefix`. Blocking Vault requests run on `threadPool`.
+    static func configured(platform: PlatformServices, schema: String, threadPool: NIOThreadPool) throws -> SecretsEngine {
         let config = platform.settings.config
         let retained = config.int(forKey: "vault.retained_versions", default: 10)
         if let address = config.string(forKey: "vault.addr"), !address.isEmpty {
-            guard let token = try config.secret(forKey: "vault.token") else {
+            let token: VaultToken
+            if let inline = config.string(forKey: "vault.token", isSecret: true), !inline.isEmpty {
+                token = VaultToken(inline: inline)
+            } else if let file = config.string(forKey: "vault.token_file"), !file.isEmpty {
+                token = try VaultToken(file: file)
+            } else {
                 throw VaultError.configuration("VAULT_ADDR is set but no VAULT_TOKEN (or VAULT_TOKEN_FILE)")
             }
             var options = CurlHTTPClient.Options()
             options.caFile = config.string(forKey: "vault.cacert")
             options.timeout = .seconds(config.int(forKey: "vault.timeout_seconds", default: 10))
             return .hashiCorp(HashiCorpVaultBackend(
-                settings: .init(address: address, token: token, namespace: config.string(forKey: "vault.namespace"), retainedVersions: retained),
-                client: CurlHTTPClient(options: options)))
+                settings: .init(address: address, token: token, namespace: config.string(forKey: "vault.namespace"),
+                                retainedVersions: retained, pathPrefix: config.string(forKey: "vault.path_prefix", default: "secret/database/")),
+                client: CurlHTTPClient(threadPool: threadPool, options: options), logger: platform.logger))
         }
         let keyring = try MasterKeyring(
             configuration: config.string(forKey: "vault.master_keys", isSecret: true) ?? "",
