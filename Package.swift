@@ -12,7 +12,9 @@ let services: [(module: String, product: String, dependencies: [Target.Dependenc
     ("ConnectionsVault", "connections-vault", [
         .product(name: "Crypto", package: "swift-crypto"),
     ]),
-    ("Scheduler", "scheduler", []),
+    ("Scheduler", "scheduler", [
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    ]),
     ("PipelineRunner", "pipeline-runner", []),
     ("FileStorage", "file-storage", []),
     ("Observability", "observability", []),

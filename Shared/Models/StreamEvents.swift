@@ -33,6 +33,8 @@ public struct JobRequest: StreamEvent, Equatable {
         case logAnalysis = "log_analysis"
         case datamartRefresh = "datamart_refresh"
         case fileImport = "file_import"
+        /// Stop the run `run_id` (it timed out, or a newer run replaces it).
+        case cancel
     }
 
     /// Idempotency key: publishing the same job twice must not create a second run.

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -12,10 +13,41 @@ public enum SchedulerService {
     /// The PostgreSQL schema this service owns.
     public static let schema = "scheduler"
 
+    /// The service's schema migrations (also for tests that prepare a schema without booting the service).
+    public static func migrations() throws -> [Migration] {
+        try PlatformServices.migrations(in: Bundle.module.url(forResource: "Migrations", withExtension: nil))
+    }
+
     /// The only wiring point of the service: clients, routes and workers, from settings.
     public static func buildApplication(settings: ServiceSettings, logger: Logger) async throws -> some ApplicationProtocol {
         let platform = try PlatformServices(settings: settings, logger: logger, schema: schema, resources: .module)
+        let config = settings.config
+        let publisher = StreamPublisher(redis: platform.redis)
+        let ledger = try RunLedger(postgres: platform.postgres, schema: schema, publisher: publisher, logger: logger)
+        var engineSettings = SchedulerEngine.Settings()
+        engineSettings.batchSize = max(1, config.int(forKey: "scheduler.batch_size", default: 500))
+        engineSettings.misfireGrace = .seconds(max(1, config.int(forKey: "scheduler.misfire_grace_seconds", default: 60)))
+        engineSettings.maxSleep = .seconds(max(1, config.int(forKey: "scheduler.max_sleep_seconds", default: 15)))
+        let engine = SchedulerEngine(ledger: ledger, settings: engineSettings, logger: logger)
+        let repository = try TaskRepository(postgres: platform.postgres, schema: schema)
+
+        let connections: any ConnectionDirectory
+        if let key = try platform.serviceTokenKey() {
+            connections = RemoteConnectionDirectory(
+                baseURL: config.string(forKey: "service.url.connections_vault", default: "http://127.0.0.1:8001"),
+                tokens: await ServiceTokenIssuer(key: key, service: name), httpClient: .shared)
+        } else {
+            logger.warning("service.token_key is not set: tasks that name a connection cannot be checked and are refused")
+            connections = UnreachableConnectionDirectory()
+        }
+        let tasks = TaskService(repository: repository, connections: connections, wakeEngine: { engine.wakeUp() })
+
         let router = try await platform.makeRouter(authenticating: true)
-        return platform.makeApplication(router: router)
+        TasksController(service: tasks).addRoutes(to: router.group("api/v1/scheduler/tasks"))
+        return platform.makeApplication(responder: router.buildResponder(), services: [
+            engine,
+            SchedulerWorkers.runEvents(ledger: ledger, settings: settings, logger: logger),
+            SchedulerWorkers.connectionEvents(repository: repository, settings: settings, logger: logger),
+        ], afterMigration: { engine.databaseReady() })
     }
 }

@@ -44,9 +44,10 @@ public struct InternalCallerMiddleware<Context: AuthenticatedRequestContext>: Ro
 }
 
 extension AuthenticatedRequestContext {
-    /// The calling service when it is one of `allowed`; 403 for any other caller, users included.
-    public func requireService(in allowed: Set<String>) throws -> String {
-        guard let callingService, allowed.contains(callingService) else { throw APIError.permissionDenied }
+    /// The calling service when it is one of `allowed` (any service when `nil`); 403 for any other caller, users
+    /// included.
+    public func requireService(in allowed: Set<String>?) throws -> String {
+        guard let callingService, allowed?.contains(callingService) ?? true else { throw APIError.permissionDenied }
         return callingService
     }
 

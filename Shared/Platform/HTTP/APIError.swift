@@ -123,6 +123,18 @@ extension Request {
             throw APIError.decoding(error)
         }
     }
+
+    /// Decodes a JSON body that may be absent: `nil` for an empty body, otherwise as ``decodeJSON(as:context:)``.
+    public func decodeJSONIfPresent<T: Decodable>(as type: T.Type, context: some RequestContext) async throws -> T? {
+        var request = self
+        let body = try await request.collectBody(upTo: context.maxUploadSize)
+        guard body.readableBytes > 0 else { return nil }
+        do {
+            return try JSONDecoder.platform.decode(type, from: body)
+        } catch let error as DecodingError {
+            throw APIError.decoding(error)
+        }
+    }
 }
 
 /// An error of a service's own domain that has a meaning for clients (a 503 for an unavailable dependency, say).

@@ -154,6 +154,13 @@ public struct StreamPublisher: Sendable {
         return id
     }
 
+    /// Appends events of one type to their stream in one round trip; returns the entry ids.
+    @discardableResult
+    public func publish<Event: StreamEvent>(all events: [Event]) async throws -> [String] {
+        guard !events.isEmpty else { return [] }
+        return try await append(stream: Event.stream.rawValue, entries: events.map { try StreamCodec.fields(of: $0) })
+    }
+
     /// Appends raw fields to any stream (one round trip for the whole batch) and returns the ids.
     @discardableResult
     public func append(stream: String, entries: [[(String, [UInt8])]]) async throws -> [String] {

@@ -25,13 +25,6 @@ struct UsersController: Sendable {
         var role: UserRole
     }
 
-    struct Page: Encodable {
-        var items: [UserResponse]
-        var total: Int
-        var limit: Int
-        var offset: Int
-    }
-
     func addRoutes(to group: RouterGroup<PlatformRequestContext>) {
         group.get("me") { _, context in
             let caller = try Self.caller(context)
@@ -42,8 +35,7 @@ struct UsersController: Sendable {
         }
         group.get { request, context in
             try Self.requireAdmin(context)
-            let limit = try Self.integer(request, "limit", default: 50, in: 1...500)
-            let offset = try Self.integer(request, "offset", default: 0, in: 0...Int(Int32.max))
+            let (limit, offset) = try request.pagination()
             let page = try await accounts.users.list(limit: limit, offset: offset)
             return try JSONResponse(Page(items: page.items.map(UserResponse.init), total: page.total, limit: limit, offset: offset))
         }
@@ -95,13 +87,5 @@ struct UsersController: Sendable {
         let text = context.parameters.get("id") ?? ""
         guard let id = UserID.parse(text) else { throw APIError.notFound("user", id: text) }
         return id
-    }
-
-    private static func integer(_ request: Request, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
-        guard let text = request.uri.queryParameters.get(name) else { return value }
-        guard let number = Int(text), range.contains(number) else {
-            throw APIError.validation(field: name, reason: "must be an integer from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return number
     }
 }

@@ -21,10 +21,7 @@ struct ConnectionsController: Sendable {
                 filter.environment = environment
             }
             filter.tag = query.get("tag")
-            if let active = query.get("is_active") {
-                guard let value = Bool(active.lowercased()) else { throw APIError.validation(field: "is_active", reason: "must be true or false") }
-                filter.isActive = value
-            }
+            filter.isActive = try request.booleanQuery("is_active")
             return try JSONResponse(try await service.connections.list(filter))
         }
         group.get(":id") { _, context in

@@ -14,6 +14,15 @@ struct InternalController: Sendable {
     let serviceName: String
 
     func addRoutes(to router: Router<PlatformRequestContext>) {
+        // A connection's metadata, for any service of the platform (the scheduler checks that tasks name real ones).
+        router.get("internal/connections/:id") { _, context in
+            _ = try context.requireService(in: nil)
+            let text = context.parameters.get("id") ?? ""
+            guard let id = Int64(text), id > 0, let connection = try await connections.connections.find(id: id) else {
+                throw APIError.notFound("connection", id: text)
+            }
+            return try JSONResponse(connection)
+        }
         router.get("internal/connections/:id/credentials") { _, context in
             let caller = try context.requireService(in: credentialReaders)
             let text = context.parameters.get("id") ?? ""

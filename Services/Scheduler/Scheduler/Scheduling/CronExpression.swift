@@ -82,6 +82,18 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
+    /// The latest fire time at or before `instant`, or `nil` if there is none within eight years before it.
+    /// Looks back over growing windows, so a task with frequent fires costs little however long it was missed.
+    func latestFire(atOrBefore instant: Date, in zone: TimeZone) -> Date? {
+        let windows: [TimeInterval] = [120, 7_200, 2 * 86_400, 32 * 86_400, 367 * 86_400, 8 * 367 * 86_400]
+        for window in windows {
+            guard var latest = nextFire(after: instant.addingTimeInterval(-window), in: zone), latest <= instant else { continue }
+            while let next = nextFire(after: latest, in: zone), next <= instant { latest = next }
+            return latest
+        }
+        return nil
+    }
+
     /// The next `count` fire times after `instant`.
     func fireTimes(after instant: Date, in zone: TimeZone, count: Int) -> [Date] {
         var times: [Date] = []

@@ -1,0 +1,231 @@
+import Foundation
+import Logging
+import Platform
+import SharedModels
+
+/// The engine's reads and writes of tasks and runs. Every step is one transaction that locks only the rows it
+/// takes (`FOR UPDATE SKIP LOCKED`), so any number of scheduler replicas can run the same steps at once: each
+/// row is handled by exactly one of them.
+struct RunLedger: Sendable {
+    let postgres: PostgresClient
+    let tasks: PostgresIdentifier
+    let runs: PostgresIdentifier
+    let publisher: StreamPublisher
+    let logger: Logger
+
+    init(postgres: PostgresClient, schema: String, publisher: StreamPublisher, logger: Logger) throws {
+        self.postgres = postgres
+        self.tasks = try PostgresIdentifier("tasks", schema: schema)
+        self.runs = try PostgresIdentifier("task_runs", schema: schema)
+        self.publisher = publisher
+        self.logger = logger
+    }
+
+    /// Claims up to `limit` due tasks: records a run for each (queued, or skipped with the reason) and moves its
+    /// `next_run_at` on, in one transaction. Returns how many tasks it claimed.
+    func fireDue(now: Date, limit: Int, grace: Duration) async throws -> Int {
+        try await postgres.withTransaction { connection in
+            let due = try await connection.query("""
+                SELECT t.id, t.cron_schedule, t.timezone, t.next_run_at, t.concurrency_policy, t.misfire_policy,
+                       (SELECT count(*) FROM \(runs) r WHERE r.task_id = t.id AND r.status IN ('queued', 'running')) AS unfinished
+                FROM \(tasks) t WHERE t.enabled AND t.next_run_at <= \(now)
+                ORDER BY t.next_run_at LIMIT \(limit) FOR UPDATE OF t SKIP LOCKED
+                """)
+            guard due.count > 0 else { return 0 }
+            var fired = RunBatch()
+            var moved: [(id: Int64, next: Date?)] = []
+            var replacing: [Int64] = []
+            for row in due {
+                let id = try row.decode("id", as: Int64.self)
+                guard let cronText = try row.decode("cron_schedule", as: String?.self), let cron = try? CronExpression(cronText),
+                      let zone = TimeZone(identifier: try row.decode("timezone")),
+                      let concurrency = ConcurrencyPolicy(rawValue: try row.decode("concurrency_policy")),
+                      let misfire = MisfirePolicy(rawValue: try row.decode("misfire_policy")) else {
+                    // Only a hand-edited row gets here: stop it rather than fail every tick.
+                    logger.error("a task has an unusable schedule; it is no longer scheduled", metadata: ["task_id": "\(id)"])
+                    moved.append((id, nil))
+                    continue
+                }
+                let decision = FireRules.decide(
+                    dueAt: try row.decode("next_run_at"), now: now, cron: cron, zone: zone, misfire: misfire, concurrency: concurrency,
+                    unfinishedRuns: try row.decode("unfinished"), grace: grace)
+                switch decision.action {
+                case .start:
+                    fired.append(taskID: id, scheduledFor: decision.scheduledFor, status: .queued, error: nil)
+                case .startReplacing:
+                    replacing.append(id)
+                    fired.append(taskID: id, scheduledFor: decision.scheduledFor, status: .queued, error: nil)
+                case .skip(let reason):
+                    fired.append(taskID: id, scheduledFor: decision.scheduledFor, status: .skipped, error: reason)
+                }
+                moved.append((id, decision.nextRunAt))
+            }
+            if !replacing.isEmpty {
+                let replaced = try await connection.query("""
+                    UPDATE \(runs) SET status = 'failed', finished_at = \(now), error = 'replaced by a newer run (concurrency_policy replace)'
+                    WHERE task_id = ANY (\(replacing.map(String.init))::bigint[]) AND status IN ('queued', 'running')
+                    RETURNING id, published_at
+                    """)
+                try await publishCancels(of: replaced, now: now)
+            }
+            try await fired.insert(into: runs, trigger: "schedule", now: now, using: connection)
+            try await connection.query("""
+                UPDATE \(tasks) t SET next_run_at = NULLIF(u.next, '')::timestamptz
+                FROM unnest(\(moved.map { String($0.id) })::bigint[], \(moved.map { $0.next.map(PostgresTimestamp.format) ?? "" })::text[]) AS u(id, next)
+                WHERE t.id = u.id
+                """)
+            return due.count
+        }
+    }
+
+    /// Publishes up to `limit` queued runs whose time has come (new fires, manual runs, retries after their
+    /// back-off) to `platform:jobs`, and marks them published in the same transaction. A crash between the
+    /// publish and the commit publishes the same job again later, under the same `job_id`, which the runner
+    /// treats as the same job. Returns how many it published.
+    func dispatch(now: Date, limit: Int) async throws -> Int {
+        try await postgres.withTransaction { connection in
+            let rows = try await connection.query("""
+                SELECT r.id, r.task_id, r.scheduled_for, r.attempt, r.parameters AS run_parameters, t.task_type, t.connection_id,
+                       t.pipeline_id, t.parameters
+                FROM \(runs) r JOIN \(tasks) t ON t.id = r.task_id
+                WHERE r.status = 'queued' AND r.published_at IS NULL AND r.due_at <= \(now)
+                ORDER BY r.due_at LIMIT \(limit) FOR UPDATE OF r SKIP LOCKED
+                """)
+            guard rows.count > 0 else { return 0 }
+            var jobs: [JobRequest] = []
+            for row in rows {
+                guard let type = TaskType(rawValue: try row.decode("task_type")) else { continue }
+                let taskID = try row.decode("task_id", as: Int64.self)
+                let scheduledFor = try row.decode("scheduled_for", as: Date.self)
+                let attempt = try row.decode("attempt", as: Int.self)
+                var parameters = try row.decode("parameters", as: PostgresJSON<[String: JSONValue]>.self).value
+                parameters.merge(try row.decode("run_parameters", as: PostgresJSON<[String: JSONValue]>.self).value) { _, run in run }
+                jobs.append(JobRequest(
+                    jobID: Self.jobID(taskID: taskID, scheduledFor: scheduledFor, attempt: attempt), kind: type.jobKind,
+                    runID: "taskrun_\(try row.decode("id", as: Int64.self))", taskID: Int(taskID),
+                    pipelineID: try row.decode("pipeline_id"), connectionID: try row.decode("connection_id", as: Int64?.self).map(Int.init),
+                    parameters: parameters, requestedAt: now))
+            }
+            try await publisher.publish(all: jobs)
+            let ids = try rows.map { String(try $0.decode("id", as: Int64.self)) }
+            try await connection.query("UPDATE \(runs) SET published_at = \(now) WHERE id = ANY (\(ids)::bigint[])")
+            return rows.count
+        }
+    }
+
+    /// Marks runs that outlived their task's `timeout_seconds` as `timed_out`, publishes a cancel for each, and
+    /// queues the retries they have left. Returns how many timed out.
+    func expire(now: Date) async throws -> Int {
+        try await postgres.withTransaction { connection in
+            let expired = try await connection.query("""
+                UPDATE \(runs) r SET status = 'timed_out', finished_at = \(now),
+                    error = 'exceeded timeout_seconds (' || t.timeout_seconds || ')'
+                FROM \(tasks) t
+                WHERE t.id = r.task_id AND r.status IN ('queued', 'running') AND r.published_at IS NOT NULL
+                  AND coalesce(r.started_at, r.published_at) + make_interval(secs => t.timeout_seconds) <= \(now)
+                RETURNING r.id, r.published_at, r.task_id, r.scheduled_for, r.attempt, t.max_retries, t.retry_backoff_seconds
+                """)
+            guard expired.count > 0 else { return 0 }
+            try await publishCancels(of: expired, now: now)
+            try await queueRetries(after: expired, now: now, using: connection)
+            return expired.count
+        }
+    }
+
+    /// Applies a run event of pipeline-runner to the run it is about; events of runs that are not the
+    /// scheduler's, or that arrive after the run finished (a late event of a timed-out run), change nothing.
+    func apply(_ event: RunEvent) async throws {
+        guard let id = TaskRun.id(fromPublic: event.runID) else { return }
+        let at = event.occurredAt
+        switch event.kind {
+        case .started, .progress:
+            try await postgres.query("""
+                UPDATE \(runs) SET status = 'running', started_at = coalesce(started_at, \(at)) WHERE id = \(id) AND status = 'queued'
+                """)
+        case .completed:
+            let result = PostgresJSON<[String: JSONValue]>([
+                "rows_read": .number(Double(event.rowsRead)), "rows_written": .number(Double(event.rowsWritten)),
+                "bytes": .number(Double(event.bytes)), "stage_timings_ms": .object(event.stageTimingsMS.mapValues(JSONValue.number)),
+            ])
+            try await postgres.query("""
+                UPDATE \(runs) SET status = 'success', started_at = coalesce(started_at, \(at)), finished_at = \(at), result = \(result)
+                WHERE id = \(id) AND status IN ('queued', 'running')
+                """)
+        case .failed, .cancelled:
+            let error = event.error ?? (event.kind == .cancelled ? "cancelled" : "failed")
+            try await postgres.withTransaction { connection in
+                let failed = try await connection.query("""
+                    UPDATE \(runs) r SET status = 'failed', started_at = coalesce(r.started_at, \(at)), finished_at = \(at), error = \(error)
+                    FROM \(tasks) t WHERE r.id = \(id) AND t.id = r.task_id AND r.status IN ('queued', 'running')
+                    RETURNING r.id, r.task_id, r.scheduled_for, r.attempt, t.max_retries, t.retry_backoff_seconds
+                    """)
+                try await queueRetries(after: failed, now: at, using: connection)
+            }
+        }
+    }
+
+    /// The earliest time something is due: a task's next fire or a queued run's publish time.
+    func nextDue() async throws -> Date? {
+        try await postgres.query("""
+            SELECT least((SELECT min(next_run_at) FROM \(tasks) WHERE enabled),
+                         (SELECT min(due_at) FROM \(runs) WHERE status = 'queued' AND published_at IS NULL)) AS due
+            """).first?.decode("due", as: Date?.self)
+    }
+
+    /// The idempotency key of a job: the task, the fire time it is for, and the attempt.
+    static func jobID(taskID: Int64, scheduledFor: Date, attempt: Int) -> String {
+        "task_\(taskID):\(Int64((scheduledFor.timeIntervalSince1970 * 1000).rounded())):\(attempt)"
+    }
+
+    private func queueRetries(after failed: PostgresRows, now: Date, using connection: PostgresConnection) async throws {
+        var retries = RunBatch()
+        for row in failed {
+            let attempt = try row.decode("attempt", as: Int.self)
+            guard let delay = FireRules.retryDelay(
+                afterAttempt: attempt, maxRetries: try row.decode("max_retries"), backoffSeconds: try row.decode("retry_backoff_seconds")) else { continue }
+            retries.append(taskID: try row.decode("task_id"), scheduledFor: try row.decode("scheduled_for"), status: .queued, error: nil,
+                           attempt: attempt + 1, dueAt: now.addingTimeInterval(delay.secondsValue))
+        }
+        try await retries.insert(into: runs, trigger: "retry", now: now, using: connection)
+    }
+
+    private func publishCancels(of rows: PostgresRows, now: Date) async throws {
+        var cancels: [JobRequest] = []
+        for row in rows where try row.decode("published_at", as: Date?.self) != nil {
+            let runID = "taskrun_\(try row.decode("id", as: Int64.self))"
+            cancels.append(JobRequest(jobID: "cancel:\(runID)", kind: .cancel, runID: runID, requestedAt: now))
+        }
+        try await publisher.publish(all: cancels)
+    }
+}
+
+/// Runs to insert in one statement. Inserting an idempotency key that exists already does nothing.
+private struct RunBatch {
+    private var taskIDs: [String] = []
+    private var scheduledFor: [String] = []
+    private var attempts: [String] = []
+    private var statuses: [String] = []
+    private var errors: [String] = []
+    private var dueAt: [String] = []
+
+    mutating func append(taskID: Int64, scheduledFor time: Date, status: RunStatus, error: String?, attempt: Int = 1, dueAt due: Date? = nil) {
+        taskIDs.append(String(taskID))
+        scheduledFor.append(PostgresTimestamp.format(time))
+        attempts.append(String(attempt))
+        statuses.append(status.rawValue)
+        errors.append(error ?? "")
+        dueAt.append(due.map(PostgresTimestamp.format) ?? "")
+    }
+
+    func insert(into runs: PostgresIdentifier, trigger: String, now: Date, using connection: PostgresConnection) async throws {
+        guard !taskIDs.isEmpty else { return }
+        try await connection.query("""
+            INSERT INTO \(runs) (task_id, scheduled_for, attempt, trigger, status, due_at, finished_at, error)
+            SELECT u.task_id, u.scheduled_for, u.attempt, \(trigger), u.status, coalesce(NULLIF(u.due_at, '')::timestamptz, \(now)),
+                   CASE WHEN u.status = 'skipped' THEN \(now)::timestamptz END, NULLIF(u.error, '')
+            FROM unnest(\(taskIDs)::bigint[], \(scheduledFor)::timestamptz[], \(attempts)::int[], \(statuses)::text[], \(errors)::text[],
+                        \(dueAt)::text[]) AS u(task_id, scheduled_for, attempt, status, error, due_at)
+            ON CONFLICT (task_id, scheduled_for, attempt) DO NOTHING
+            """)
+    }
+}

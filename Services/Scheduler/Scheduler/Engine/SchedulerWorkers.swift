@@ -1,0 +1,34 @@
+import Foundation
+import Logging
+import Platform
+import SharedModels
+
+/// The streams the scheduler follows, each through the consumer group `scheduler` (one replica handles each entry).
+enum SchedulerWorkers {
+    /// Run status from pipeline-runner's `platform:run-events`.
+    static func runEvents(ledger: RunLedger, settings: ServiceSettings, logger: Logger) -> StreamWorker {
+        StreamWorker(
+            configuration: .init(stream: PlatformStream.runEvents.rawValue, group: "scheduler", consumer: settings.instanceID),
+            redis: settings.redis, logger: logger
+        ) { entry in
+            guard let event = try? entry.decode(RunEvent.self) else {
+                logger.warning("ignoring a run event that does not decode", metadata: ["entry": "\(entry.id)"])
+                return
+            }
+            try await ledger.apply(event)
+        }
+    }
+
+    /// `connection.deleted` from connections-vault: the connection's tasks are disabled, with the reason.
+    static func connectionEvents(repository: TaskRepository, settings: ServiceSettings, logger: Logger) -> StreamWorker {
+        StreamWorker(
+            configuration: .init(stream: PlatformStream.connectionEvents.rawValue, group: "scheduler", consumer: settings.instanceID),
+            redis: settings.redis, logger: logger
+        ) { entry in
+            guard let event = try? entry.decode(ConnectionEvent.self), event.kind == .deleted else { return }
+            let count = try await repository.deactivate(
+                connectionID: Int64(event.connectionID), reason: "connection \(event.connectionID) was deleted")
+            if count > 0 { logger.notice("deactivated the tasks of a deleted connection", metadata: ["connection_id": "\(event.connectionID)", "tasks": "\(count)"]) }
+        }
+    }
+}

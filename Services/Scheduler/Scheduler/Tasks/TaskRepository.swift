@@ -1,0 +1,193 @@
+import Foundation
+import Platform
+import SharedModels
+
+/// Filters of `GET /api/v1/scheduler/tasks`.
+struct TaskFilter: Sendable, Equatable {
+    var taskType: TaskType?
+    var enabled: Bool?
+    var connectionID: Int64?
+    var pipelineID: String?
+    var triggersOnly = false
+    var limit = 50
+    var offset = 0
+}
+
+/// One run of a task.
+struct TaskRun: Sendable, Equatable {
+    var id: Int64
+    var taskID: Int64
+    var scheduledFor: Date
+    var attempt: Int
+    var trigger: String
+    var status: RunStatus
+    var dueAt: Date
+    var publishedAt: Date?
+    var startedAt: Date?
+    var finishedAt: Date?
+    var result: [String: JSONValue]?
+    var error: String?
+    var parameters: [String: JSONValue]
+    var createdAt: Date
+
+    /// The run's public id (`taskrun_12`), also the `run_id` of its job.
+    var publicID: String { "taskrun_\(id)" }
+
+    /// The id of a run from its public id; `nil` for ids that are not the scheduler's.
+    static func id(fromPublic text: String) -> Int64? {
+        guard text.hasPrefix("taskrun_") else { return nil }
+        return Int64(text.dropFirst("taskrun_".count)).flatMap { $0 > 0 ? $0 : nil }
+    }
+}
+
+/// Tasks and their run history in the scheduler's schema.
+struct TaskRepository: Sendable {
+    let postgres: PostgresClient
+    let tasks: PostgresIdentifier
+    let runs: PostgresIdentifier
+
+    init(postgres: PostgresClient, schema: String) throws {
+        self.postgres = postgres
+        self.tasks = try PostgresIdentifier("tasks", schema: schema)
+        self.runs = try PostgresIdentifier("task_runs", schema: schema)
+    }
+
+    static let taskColumns: PostgresQuery = """
+        id, name, task_type, cron_schedule, timezone, connection_id, pipeline_id, parameters, enabled, max_retries,
+        retry_backoff_seconds, timeout_seconds, concurrency_policy, misfire_policy, trigger_type, trigger_config, next_run_at,
+        deactivated_reason, created_by, created_at, updated_at
+        """
+    static let runColumns: PostgresQuery = """
+        id, task_id, scheduled_for, attempt, trigger, status, due_at, published_at, started_at, finished_at, result, error,
+        parameters, created_at
+        """
+
+    func create(_ task: TaskDefinition, nextRunAt: Date?, createdBy: String?) async throws -> ScheduledTask {
+        try await postgres.query("""
+            INSERT INTO \(tasks) (name, task_type, cron_schedule, timezone, connection_id, pipeline_id, parameters, enabled, max_retries,
+                retry_backoff_seconds, timeout_seconds, concurrency_policy, misfire_policy, trigger_type, trigger_config, next_run_at, created_by)
+            VALUES (\(task.name), \(task.taskType.rawValue), \(task.cronSchedule), \(task.timezone), \(task.connectionID), \(task.pipelineID),
+                \(PostgresJSON(task.parameters)), \(task.enabled), \(task.maxRetries), \(task.retryBackoffSeconds), \(task.timeoutSeconds),
+                \(task.concurrencyPolicy.rawValue), \(task.misfirePolicy.rawValue), \(task.triggerType.rawValue), \(PostgresJSON(task.triggerConfig)),
+                \(nextRunAt), \(createdBy))
+            RETURNING \(Self.taskColumns)
+            """).map(Self.decodeTask).first!
+    }
+
+    func find(id: Int64) async throws -> ScheduledTask? {
+        try await postgres.query("SELECT \(Self.taskColumns) FROM \(tasks) WHERE id = \(id)").map(Self.decodeTask).first
+    }
+
+    func list(_ filter: TaskFilter) async throws -> (items: [ScheduledTask], total: Int) {
+        let condition: PostgresQuery = """
+            (\(filter.taskType?.rawValue)::text IS NULL OR task_type = \(filter.taskType?.rawValue))
+            AND (\(filter.enabled)::boolean IS NULL OR enabled = \(filter.enabled))
+            AND (\(filter.connectionID)::bigint IS NULL OR connection_id = \(filter.connectionID))
+            AND (\(filter.pipelineID)::text IS NULL OR pipeline_id = \(filter.pipelineID))
+            AND (NOT \(filter.triggersOnly) OR task_type = 'pipeline_run')
+            """
+        let items = try await postgres.query("""
+            SELECT \(Self.taskColumns) FROM \(tasks) WHERE \(condition) ORDER BY id LIMIT \(filter.limit) OFFSET \(filter.offset)
+            """).map(Self.decodeTask)
+        let total = try await postgres.query("SELECT count(*) AS total FROM \(tasks) WHERE \(condition)").first!.decode("total", as: Int.self)
+        return (items, total)
+    }
+
+    /// Replaces the definition; `enabled` and the reason the platform disabled the task go with it.
+    func update(id: Int64, _ task: TaskDefinition, nextRunAt: Date?) async throws -> ScheduledTask? {
+        try await postgres.query("""
+            UPDATE \(tasks) SET name = \(task.name), task_type = \(task.taskType.rawValue), cron_schedule = \(task.cronSchedule),
+                timezone = \(task.timezone), connection_id = \(task.connectionID), pipeline_id = \(task.pipelineID),
+                parameters = \(PostgresJSON(task.parameters)), enabled = \(task.enabled), max_retries = \(task.maxRetries),
+                retry_backoff_seconds = \(task.retryBackoffSeconds), timeout_seconds = \(task.timeoutSeconds),
+                concurrency_policy = \(task.concurrencyPolicy.rawValue), misfire_policy = \(task.misfirePolicy.rawValue),
+                trigger_type = \(task.triggerType.rawValue), trigger_config = \(PostgresJSON(task.triggerConfig)), next_run_at = \(nextRunAt),
+                deactivated_reason = CASE WHEN \(task.enabled) THEN NULL ELSE deactivated_reason END, updated_at = now()
+            WHERE id = \(id) RETURNING \(Self.taskColumns)
+            """).map(Self.decodeTask).first
+    }
+
+    func delete(id: Int64) async throws -> Bool {
+        try await postgres.query("DELETE FROM \(tasks) WHERE id = \(id) RETURNING id").count == 1
+    }
+
+    /// Disables the tasks of a deleted connection, saying why; returns how many.
+    func deactivate(connectionID: Int64, reason: String) async throws -> Int {
+        try await postgres.query("""
+            UPDATE \(tasks) SET enabled = false, next_run_at = NULL, deactivated_reason = \(reason), updated_at = now()
+            WHERE connection_id = \(connectionID) AND (enabled OR deactivated_reason IS NULL) RETURNING id
+            """).count
+    }
+
+    /// Queues a run to be published at `dueAt` (a manual run, a file or webhook trigger).
+    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun {
+        try await postgres.query("""
+            INSERT INTO \(runs) (task_id, scheduled_for, attempt, trigger, status, due_at, parameters)
+            VALUES (\(taskID), \(scheduledFor), 1, \(trigger), 'queued', \(dueAt), \(PostgresJSON(parameters)))
+            RETURNING \(Self.runColumns)
+            """).map(Self.decodeRun).first!
+    }
+
+    /// Runs of a task, newest first, optionally of one status.
+    func runs(taskID: Int64, status: RunStatus?, limit: Int, offset: Int) async throws -> (items: [TaskRun], total: Int) {
+        let condition: PostgresQuery = "task_id = \(taskID) AND (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))"
+        let items = try await postgres.query("""
+            SELECT \(Self.runColumns) FROM \(runs) WHERE \(condition) ORDER BY scheduled_for DESC, id DESC LIMIT \(limit) OFFSET \(offset)
+            """).map(Self.decodeRun)
+        let total = try await postgres.query("SELECT count(*) AS total FROM \(runs) WHERE \(condition)").first!.decode("total", as: Int.self)
+        return (items, total)
+    }
+
+    /// Per task: runs that finished, how many succeeded, and the latest start (for the triggers view).
+    func statistics(taskIDs: [Int64]) async throws -> [Int64: RunStatistics] {
+        guard !taskIDs.isEmpty else { return [:] }
+        let rows = try await postgres.query("""
+            SELECT task_id, count(*) FILTER (WHERE status IN ('success', 'failed', 'timed_out')) AS finished,
+                   count(*) FILTER (WHERE status = 'success') AS succeeded, max(coalesce(started_at, published_at)) AS last_run_at
+            FROM \(runs) WHERE task_id = ANY (\(taskIDs.map(String.init))::bigint[]) GROUP BY task_id
+            """)
+        var statistics: [Int64: RunStatistics] = [:]
+        for row in rows {
+            statistics[try row.decode("task_id")] = RunStatistics(
+                finished: try row.decode("finished"), succeeded: try row.decode("succeeded"), lastRunAt: try row.decode("last_run_at"))
+        }
+        return statistics
+    }
+
+    static func decodeTask(_ row: PostgresRow) throws -> ScheduledTask {
+        func value<T: RawRepresentable>(_ column: String, as type: T.Type) throws -> T where T.RawValue == String {
+            let raw = try row.decode(column, as: String.self)
+            guard let value = T(rawValue: raw) else { throw PostgresDecodingError(T.self) }
+            return value
+        }
+        let definition = TaskDefinition(
+            name: try row.decode("name"), taskType: try value("task_type", as: TaskType.self), cronSchedule: try row.decode("cron_schedule"),
+            timezone: try row.decode("timezone"), connectionID: try row.decode("connection_id"), pipelineID: try row.decode("pipeline_id"),
+            parameters: try row.decode("parameters", as: PostgresJSON<[String: JSONValue]>.self).value, enabled: try row.decode("enabled"),
+            maxRetries: try row.decode("max_retries"), retryBackoffSeconds: try row.decode("retry_backoff_seconds"),
+            timeoutSeconds: try row.decode("timeout_seconds"), concurrencyPolicy: try value("concurrency_policy", as: ConcurrencyPolicy.self),
+            misfirePolicy: try value("misfire_policy", as: MisfirePolicy.self), triggerType: try value("trigger_type", as: TriggerType.self),
+            triggerConfig: try row.decode("trigger_config", as: PostgresJSON<[String: JSONValue]>.self).value)
+        return ScheduledTask(
+            id: try row.decode("id"), definition: definition, nextRunAt: try row.decode("next_run_at"),
+            deactivatedReason: try row.decode("deactivated_reason"), createdBy: try row.decode("created_by"),
+            createdAt: try row.decode("created_at"), updatedAt: try row.decode("updated_at"))
+    }
+
+    static func decodeRun(_ row: PostgresRow) throws -> TaskRun {
+        guard let status = RunStatus(rawValue: try row.decode("status")) else { throw PostgresDecodingError(RunStatus.self) }
+        return TaskRun(
+            id: try row.decode("id"), taskID: try row.decode("task_id"), scheduledFor: try row.decode("scheduled_for"),
+            attempt: try row.decode("attempt"), trigger: try row.decode("trigger"), status: status, dueAt: try row.decode("due_at"),
+            publishedAt: try row.decode("published_at"), startedAt: try row.decode("started_at"), finishedAt: try row.decode("finished_at"),
+            result: try row.decode("result", as: PostgresJSON<[String: JSONValue]>?.self)?.value, error: try row.decode("error"),
+            parameters: try row.decode("parameters", as: PostgresJSON<[String: JSONValue]>.self).value, createdAt: try row.decode("created_at"))
+    }
+}
+
+/// How a task's runs went (the triggers view).
+struct RunStatistics: Sendable, Equatable {
+    var finished: Int
+    var succeeded: Int
+    var lastRunAt: Date?
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Platform
+import SharedModels
+
+/// The rules of the Scheduler API: definitions validated as a whole, connections that exist, and the engine woken
+/// whenever what is due may have changed.
+struct TaskService: Sendable {
+    let repository: TaskRepository
+    let connections: any ConnectionDirectory
+    /// Called after every change that may bring a fire time closer.
+    let wakeEngine: @Sendable () -> Void
+
+    func create(_ request: TaskRequest, triggerType: TriggerType = .cron, triggerConfig: [String: JSONValue] = [:], createdBy: String?) async throws -> ScheduledTask {
+        guard let name = request.name else { throw APIError.validation(field: "name", reason: "is required") }
+        guard request.taskType != nil else { throw APIError.validation(field: "task_type", reason: "is required") }
+        var definition = try request.applied(to: TaskDefinition(name: name, taskType: .pipelineRun))
+        definition.triggerType = triggerType
+        definition.triggerConfig = triggerConfig
+        try await validate(definition)
+        let task = try await repository.create(definition, nextRunAt: try Self.nextRun(of: definition), createdBy: createdBy)
+        wakeEngine()
+        return task
+    }
+
+    func find(_ id: Int64) async throws -> ScheduledTask {
+        guard let task = try await repository.find(id: id) else { throw APIError.notFound("task", id: String(id)) }
+        return task
+    }
+
+    func update(_ id: Int64, _ request: TaskRequest) async throws -> ScheduledTask {
+        let existing = try await find(id)
+        let definition = try request.applied(to: existing.definition)
+        try await validate(definition)
+        guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition)) else {
+            throw APIError.notFound("task", id: String(id))
+        }
+        wakeEngine()
+        return task
+    }
+
+    func delete(_ id: Int64) async throws {
+        guard try await repository.delete(id: id) else { throw APIError.notFound("task", id: String(id)) }
+    }
+
+    /// Stops (or starts again) the task's schedule; a task resumes only if it is still valid (its connection may be gone).
+    func setEnabled(_ id: Int64, _ enabled: Bool) async throws -> ScheduledTask {
+        var definition = try await find(id).definition
+        definition.enabled = enabled
+        if enabled { try await validate(definition) }
+        guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition)) else {
+            throw APIError.notFound("task", id: String(id))
+        }
+        wakeEngine()
+        return task
+    }
+
+    /// Queues a run now, whatever the schedule says (a paused task can be run by hand).
+    func runNow(_ id: Int64, parameters: [String: JSONValue] = [:], trigger: String = "manual") async throws -> TaskRun {
+        let task = try await find(id)
+        if let reason = task.deactivatedReason { throw APIError(.conflict, code: .validationError, message: "The task is deactivated: \(reason)") }
+        let now = Date()
+        let run = try await repository.enqueueRun(taskID: id, scheduledFor: now, trigger: trigger, parameters: parameters, dueAt: now)
+        wakeEngine()
+        return run
+    }
+
+    private func validate(_ definition: TaskDefinition) async throws {
+        try TaskRules.validate(definition)
+        if let connection = definition.connectionID {
+            guard try await connections.connectionExists(connection) else {
+                throw APIError.validation(field: "connection_id", reason: "connection \(connection) does not exist")
+            }
+        }
+    }
+
+    /// The next fire time of an enabled, scheduled definition.
+    static func nextRun(of definition: TaskDefinition, after now: Date = Date()) throws -> Date? {
+        guard definition.enabled, let schedule = try definition.schedule() else { return nil }
+        return schedule.cron.nextFire(after: now, in: schedule.zone)
+    }
+}
