@@ -202,15 +202,17 @@ start_service() {
     lib_log "starting $name on 127.0.0.1:$port (log $log)"
     (
         export HTTP_HOST=127.0.0.1 HTTP_PORT=$port
+        # Every service knows where the others are (the gateway proxies to them, the scheduler asks
+        # connections-vault).
+        local s var
+        for s in "${SERVICES[@]}"; do
+            [[ $s == auth-gateway ]] && continue
+            var=SERVICE_URL_${s//-/_}
+            export "${var^^}=http://127.0.0.1:$(service_port "$s")"
+        done
         if [[ $name == auth-gateway ]]; then
             export ADMIN_USERNAME ADMIN_PASSWORD ADMIN_EMAIL
             export AUTH_JWT_PRIVATE_KEY_FILE=$JWT_KEY_FILE
-            local s var
-            for s in "${SERVICES[@]}"; do
-                [[ $s == auth-gateway ]] && continue
-                var=SERVICE_URL_${s//-/_}
-                export "${var^^}=http://127.0.0.1:$(service_port "$s")"
-            done
             unset SERVICE_TOKEN_KEY SERVICE_TOKEN_KEY_FILE
         else
             unset ADMIN_USERNAME ADMIN_PASSWORD ADMIN_EMAIL AUTH_JWT_PRIVATE_KEY_FILE AUTH_JWT_PRIVATE_KEY SERVICE_TOKEN_KEY

@@ -52,6 +52,8 @@ struct GatewayStack {
         var services: [any Service] = extra
         var ports: [Int] = [gatewayPort]
         var serviceURLs: [String: String] = [:]
+        // Every address first: the services call each other too (the scheduler asks connections-vault).
+        var started: [(upstream: (env: String, name: String, build: @Sendable (ServiceSettings) async throws -> any ApplicationProtocol), port: Int)] = []
         for upstream in upstreams {
             if let url = replace[upstream.env] {
                 gatewayEnvironment["SERVICE_URL_\(upstream.env)"] = url
@@ -61,9 +63,13 @@ struct GatewayStack {
             ports.append(port)
             gatewayEnvironment["SERVICE_URL_\(upstream.env)"] = "http://127.0.0.1:\(port)"
             serviceURLs[upstream.name] = "http://127.0.0.1:\(port)"
+            started.append((upstream, port))
+        }
+        let addresses = gatewayEnvironment.filter { $0.key.hasPrefix("SERVICE_URL_") }
+        for (upstream, port) in started {
             let settings = try await TestEnvironment.serviceSettings(
                 serviceName: upstream.name,
-                overrides: ["HTTP_PORT": String(port), "AUTH_JWKS_URL": jwksURL, "SERVICE_TOKEN_KEY": serviceKeyText]
+                overrides: addresses.merging(["HTTP_PORT": String(port), "AUTH_JWKS_URL": jwksURL, "SERVICE_TOKEN_KEY": serviceKeyText]) { _, new in new }
                     .merging(serviceSettings) { _, new in new })
             services.append(try await upstream.build(settings))
         }

@@ -108,8 +108,9 @@ final class WakeSignal: Sendable {
         guard duration > .zero else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
+                // Also when cancelled: the waiter below must never outlive its task.
                 try? await Task.sleep(for: duration)
-                if !Task.isCancelled { self.signal() }
+                self.signal()
             }
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state -> Bool in
@@ -124,7 +125,8 @@ final class WakeSignal: Sendable {
             }
             group.cancelAll()
         }
-        // A timer that fired just as a signal came leaves a stale pending flag: drop it.
+        // The timer signals even after a real signal woke the waiter: drop the flag it leaves. (A real signal
+        // dropped with it is harmless: a pass always follows a wait.)
         state.withLock { $0.pending = false }
     }
 }
@@ -142,13 +144,18 @@ final class Latch: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Returns once the latch is open, or when the task is cancelled (which opens it: nothing waits for it then).
     func wait() async {
-        await withCheckedContinuation { continuation in
-            let isOpen = state.withLock { state -> Bool in
-                if !state.open { state.waiters.append(continuation) }
-                return state.open
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let isOpen = state.withLock { state -> Bool in
+                    if !state.open { state.waiters.append(continuation) }
+                    return state.open
+                }
+                if isOpen { continuation.resume() }
             }
-            if isOpen { continuation.resume() }
+        } onCancel: {
+            open()
         }
     }
 }
