@@ -14,6 +14,7 @@ let services: [(module: String, product: String, dependencies: [Target.Dependenc
     ]),
     ("Scheduler", "scheduler", [
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "Crypto", package: "swift-crypto"),
     ]),
     ("PipelineRunner", "pipeline-runner", []),
     ("FileStorage", "file-storage", []),

@@ -320,3 +320,84 @@ extension Integration {
         }
     }
 }
+
+extension Integration {
+    /// `/api/v1/mvp/triggers` through the gateway.
+    @Suite struct TriggersAPITests {
+        @Test func triggersThroughTheGateway() async throws {
+            try await GatewayStack.run { stack in
+                let engineer = try await stack.user(.engineer)
+                let analyst = try await stack.user(.analyst)
+                let base = "/api/v1/mvp/triggers"
+                let pipeline = "pipeline_\(Int.random(in: 1_000_000...9_000_000))"
+
+                let cron = try await stack.send(.POST, "\(base)/create", token: engineer.access, json: [
+                    "name": "Daily Sales Trigger", "pipeline_id": pipeline, "trigger_type": "cron", "config": ["cron_expression": "0 2 * * *"], "enabled": true,
+                ])
+                #expect(cron.status == 201)
+                let cronID = try #require(cron.json["trigger_id"] as? String)
+                #expect(cronID.hasPrefix("trigger_"))
+                #expect(cron.json["status"] as? String == "active")
+                #expect(cron.json["next_run"] is String && cron.json["created_at"] is String)
+                #expect(try await stack.send(.POST, "\(base)/create", token: engineer.access, json: [
+                    "name": "Bad", "pipeline_id": pipeline, "trigger_type": "cron", "config": [:],
+                ]).status == 422)
+                #expect(try await stack.send(.POST, "\(base)/create", token: engineer.access, json: [
+                    "name": "Bad", "pipeline_id": pipeline, "trigger_type": "sometimes",
+                ]).status == 422)
+
+                // Manual: 202, "triggered", and the run is on the pipeline's manual trigger.
+                let manual = try await stack.send(.POST, "\(base)/manual/\(pipeline)", token: analyst.access, json: ["parameters": ["start_date": "2026-11-01"]])
+                #expect(manual.status == 202)
+                #expect(manual.json["status"] as? String == "triggered")
+                #expect(manual.json["pipeline_id"] as? String == pipeline)
+                #expect((manual.json["run_id"] as? String)?.hasPrefix("taskrun_") == true)
+
+                // Webhook: the secret is shown once and is the only way in; no account needed.
+                let hook = try await stack.send(.POST, "\(base)/create", token: engineer.access, json: [
+                    "name": "On push", "pipeline_id": pipeline, "trigger_type": "webhook",
+                ])
+                let hookID = try #require(hook.json["trigger_id"] as? String)
+                let secret = try #require((hook.json["webhook"] as? [String: Any])?["secret"] as? String)
+                let url = try #require((hook.json["webhook"] as? [String: Any])?["url"] as? String)
+                #expect(try await stack.send(.POST, url, headers: [("X-Trigger-Secret", "whs_wrong")]).status == 401)
+                #expect(try await stack.send(.POST, url).status == 401)
+                let fired = try await stack.send(.POST, url, headers: [("X-Trigger-Secret", secret)])
+                #expect(fired.status == 202)
+                let shown = try await stack.send(.GET, "\(base)/\(hookID)", token: analyst.access)
+                #expect(!String(decoding: shown.body, as: UTF8.self).contains(secret))
+                #expect(shown.json["webhook"] == nil)
+
+                // File: a new file matching the pattern starts a run with the file in its parameters.
+                let file = try await stack.send(.POST, "\(base)/create", token: engineer.access, json: [
+                    "name": "On upload", "pipeline_id": pipeline, "trigger_type": "file", "config": ["file_pattern": "incoming/*.csv"],
+                ])
+                let fileID = try #require(file.json["trigger_id"] as? String)
+                let redis = RedisClient(configuration: try TestEnvironment.redis(), logger: TestEnvironment.logger)
+                try await withServices([redis]) {
+                    let publisher = StreamPublisher(redis: redis)
+                    _ = try await publisher.publish(FileEvent(kind: .created, fileID: "file_1", path: "incoming/skip.json", size: 1))
+                    _ = try await publisher.publish(FileEvent(kind: .created, fileID: "file_2", path: "incoming/sales.csv", size: 1))
+                }
+                let fileRun = await waitUntil(timeout: .seconds(10), interval: .milliseconds(100)) {
+                    let items = (try? await stack.send(.GET, "\(base)/\(fileID)/history", token: analyst.access).json["items"] as? [[String: Any]]) ?? []
+                    return items.count == 1 && items[0]["trigger"] as? String == "file"
+                }
+                #expect(fileRun)
+
+                // The list: every trigger of the pipeline, with how its runs went.
+                let listed = try await stack.send(.GET, "\(base)?pipeline_id=\(pipeline)", token: analyst.access)
+                let items = try #require(listed.json["items"] as? [[String: Any]])
+                #expect(Set(items.compactMap { $0["trigger_type"] as? String }) == ["cron", "manual", "webhook", "file"])
+                #expect(items.allSatisfy { $0.keys.contains("success_rate") && $0.keys.contains("last_run") })
+
+                // Pause, resume, delete.
+                #expect(try await stack.send(.PUT, "\(base)/\(cronID)/pause", token: engineer.access).json["status"] as? String == "paused")
+                #expect(try await stack.send(.PUT, "\(base)/\(cronID)/resume", token: engineer.access).json["status"] as? String == "active")
+                #expect(try await stack.send(.DELETE, "\(base)/\(cronID)", token: engineer.access).status == 200)
+                #expect(try await stack.send(.GET, "\(base)/\(cronID)", token: analyst.access).status == 404)
+                #expect(try await stack.send(.GET, "\(base)/trigger_x", token: analyst.access).status == 404)
+            }
+        }
+    }
+}

@@ -76,3 +76,23 @@ import Testing
         #expect(try TaskService.nextRun(of: definition { $0.enabled = false }) == nil)
     }
 }
+
+@Suite struct TriggerRulesTests {
+    @Test func globsMatchWithinDirectories() {
+        #expect(TriggerService.glob("sales/*.csv", matches: "sales/2026-11.csv"))
+        #expect(!TriggerService.glob("sales/*.csv", matches: "sales/archive/2026-11.csv"))
+        #expect(!TriggerService.glob("sales/*.csv", matches: "sales/2026-11.json"))
+        #expect(TriggerService.glob("*/report-??.[ct]sv", matches: "x/report-07.tsv"))
+    }
+
+    @Test func idsAndSecrets() throws {
+        #expect(try TriggerService.taskID(fromPublic: "trigger_42") == 42)
+        #expect(throws: APIError.self) { try TriggerService.taskID(fromPublic: "trigger_x") }
+        #expect(throws: APIError.self) { try TriggerService.taskID(fromPublic: "42") }
+        #expect(TriggerService.constantTimeEqual("abc", "abc"))
+        #expect(!TriggerService.constantTimeEqual("abc", "abd"))
+        #expect(!TriggerService.constantTimeEqual("abc", "abcd"))
+        #expect(TriggerService.digest("s") == TriggerService.digest("s"))
+        #expect(TriggerService.digest("s").count == 64)
+    }
+}

@@ -42,12 +42,16 @@ public enum SchedulerService {
         }
         let tasks = TaskService(repository: repository, connections: connections, wakeEngine: { engine.wakeUp() })
 
-        let router = try await platform.makeRouter(authenticating: true)
+        let triggers = TriggerService(tasks: tasks)
+
+        let router = try await platform.makeRouter(authenticating: true, publicRoutes: TriggersController.isWebhook)
         TasksController(service: tasks).addRoutes(to: router.group("api/v1/scheduler/tasks"))
+        TriggersController(triggers: triggers).addRoutes(to: router.group("api/v1/mvp/triggers"))
         return platform.makeApplication(responder: router.buildResponder(), services: [
             engine,
             SchedulerWorkers.runEvents(ledger: ledger, settings: settings, logger: logger),
             SchedulerWorkers.connectionEvents(repository: repository, settings: settings, logger: logger),
+            SchedulerWorkers.fileEvents(triggers: triggers, settings: settings, logger: logger),
         ], afterMigration: { engine.databaseReady() })
     }
 }

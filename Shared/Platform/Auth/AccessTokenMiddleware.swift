@@ -91,14 +91,18 @@ public actor AccessTokenKeys {
 public struct AccessTokenMiddleware<Context: AuthenticatedRequestContext>: RouterMiddleware {
     let keys: AccessTokenKeys
     let protectedRoot: String
+    let isPublic: @Sendable ([Substring]) -> Bool
 
-    /// Creates the middleware.
-    public init(keys: AccessTokenKeys, protectedRoot: String = "api") {
+    /// Creates the middleware. `isPublic` names the few routes under `protectedRoot` that authenticate their
+    /// callers another way (a webhook's secret), by the path's segments.
+    public init(keys: AccessTokenKeys, protectedRoot: String = "api", isPublic: @escaping @Sendable ([Substring]) -> Bool = { _ in false }) {
         self.keys = keys
         self.protectedRoot = protectedRoot
+        self.isPublic = isPublic
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if isPublic(request.uri.path.split(separator: "/")) { return try await next(request, context) }
         guard let token = try request.bearerToken(under: protectedRoot) else { return try await next(request, context) }
         var context = context
         context.authenticate(try await keys.verify(token))

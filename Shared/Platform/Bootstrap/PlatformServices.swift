@@ -65,7 +65,9 @@ public struct PlatformServices: Sendable {
     /// (`/health`, `/health/ready`, `/metrics`). With `authenticating`, every `/api/` request must carry an
     /// access token that verifies with ``accessTokenKeys()`` (the services behind the gateway trust no network),
     /// and every `/internal/` request a service token or an access token (``InternalCallerMiddleware``).
-    public func makeRouter(authenticating: Bool = false) async throws -> Router<PlatformRequestContext> {
+    public func makeRouter(
+        authenticating: Bool = false, publicRoutes: @escaping @Sendable ([Substring]) -> Bool = { _ in false }
+    ) async throws -> Router<PlatformRequestContext> {
         let router = Router(context: PlatformRequestContext.self)
         router.middlewares.add(HTTPMetricsMiddleware(metrics: metrics))
         router.middlewares.add(RequestIDMiddleware())
@@ -79,7 +81,7 @@ public struct PlatformServices: Sendable {
         }
         if authenticating {
             let keys = try await accessTokenKeys()
-            router.middlewares.add(AccessTokenMiddleware(keys: keys))
+            router.middlewares.add(AccessTokenMiddleware(keys: keys, isPublic: publicRoutes))
             var services: ServiceTokenVerifier?
             if let key = try serviceTokenKey() { services = await ServiceTokenVerifier(key: key, audience: settings.serviceName) }
             router.middlewares.add(InternalCallerMiddleware(services: services, users: keys))

@@ -112,6 +112,8 @@ struct AccessPolicy: Sendable {
         rule([.post], "/api/v1/runs/*/cancel", everyone)
         rule([.post], "/api/v1/scheduler/tasks/*/run", everyone)
         rule([.post], "/api/v1/mvp/triggers/manual/*", everyone)
+        // Called by other systems, which prove themselves with the trigger's secret, not an account.
+        rule([.post], "/api/v1/mvp/triggers/*/webhook", .anonymous)
         rule([.post], "/api/v1/mvp/datamarts/*/refresh", everyone)
         rule([.post], "/api/v1/mvp/export/**", everyone)
         rule([.post], "/api/v1/connections/*/test", everyone)

@@ -31,4 +31,16 @@ enum SchedulerWorkers {
             if count > 0 { logger.notice("deactivated the tasks of a deleted connection", metadata: ["connection_id": "\(event.connectionID)", "tasks": "\(count)"]) }
         }
     }
+
+    /// New files from file-storage's `platform:file-events`: file triggers whose pattern matches start a run.
+    static func fileEvents(triggers: TriggerService, settings: ServiceSettings, logger: Logger) -> StreamWorker {
+        StreamWorker(
+            configuration: .init(stream: PlatformStream.fileEvents.rawValue, group: "scheduler", consumer: settings.instanceID),
+            redis: settings.redis, logger: logger
+        ) { entry in
+            guard let event = try? entry.decode(FileEvent.self) else { return }
+            let fired = try await triggers.fileArrived(event)
+            if fired > 0 { logger.info("file triggers fired", metadata: ["path": "\(event.path)", "runs": "\(fired)"]) }
+        }
+    }
 }
