@@ -56,6 +56,8 @@ import Testing
         }
         #expect(merged.unresolvedReferences == [])
         #expect(merged.operations.contains { $0.path == "/api/v1/connections/{id}/test" })
+        #expect(merged.operations.contains { $0.path == "/api/v1/scheduler/tasks/{id}/runs" })
+        #expect(merged.operations.contains { $0.path == "/api/v1/mvp/triggers/{trigger_id}/webhook" })
     }
 
     @Test func mergingAddsPathsComponentsAndTagsAndReportsConflicts() throws {

@@ -42,7 +42,7 @@ struct TasksController: Sendable {
         group.post(":id/run") { request, context in
             let body = try await request.decodeJSONIfPresent(as: RunRequest.self, context: context)
             let run = try await service.runNow(try Self.id(context), parameters: body?.parameters ?? [:])
-            return try JSONResponse(RunAccepted(runID: run.publicID, taskID: run.taskID, status: run.status, queuedAt: run.createdAt), status: .accepted)
+            return try JSONResponse(RunQueued(run: run, status: run.status.rawValue), status: .accepted)
         }
         group.post(":id/pause") { _, context in
             try JSONResponse(TaskResponse(try await service.setEnabled(try Self.id(context), false)))
@@ -72,22 +72,31 @@ struct TasksController: Sendable {
         return id
     }
 
+    /// The optional body of a run by hand: parameters for this run only.
     struct RunRequest: Decodable {
         var parameters: [String: JSONValue]?
     }
+}
 
-    struct RunAccepted: Encodable {
-        var runID: String
-        var taskID: Int64
-        var status: RunStatus
-        var queuedAt: Date
+/// The answer to a run queued by hand or by a trigger (`202`): `{run_id, task_id, pipeline_id, status, started_at}`,
+/// the shape of `002`'s manual trigger; `started_at` is when the run was queued.
+struct RunQueued: Encodable, Sendable {
+    var run: TaskRun
+    var pipelineID: String?
+    /// `queued` for the Scheduler API, `triggered` for triggers (as `002` words it).
+    var status: String
 
-        enum CodingKeys: String, CodingKey {
-            case runID = "run_id"
-            case taskID = "task_id"
-            case status
-            case queuedAt = "queued_at"
-        }
+    enum CodingKeys: String, CodingKey {
+        case runID = "run_id", taskID = "task_id", pipelineID = "pipeline_id", status, startedAt = "started_at"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(run.publicID, forKey: .runID)
+        try container.encode(run.taskID, forKey: .taskID)
+        try container.encodeIfPresent(pipelineID, forKey: .pipelineID)
+        try container.encode(status, forKey: .status)
+        try container.encode(run.createdAt, forKey: .startedAt)
     }
 }
 

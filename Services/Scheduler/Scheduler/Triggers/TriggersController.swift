@@ -28,7 +28,7 @@ struct TriggersController: Sendable {
             let pipelineID = context.parameters.get("pipeline_id") ?? ""
             let body = try await request.decodeJSONIfPresent(as: TasksController.RunRequest.self, context: context)
             let run = try await triggers.runManually(pipelineID: pipelineID, parameters: body?.parameters ?? [:], createdBy: context.user?.userID)
-            return try JSONResponse(Triggered(runID: run.publicID, pipelineID: pipelineID, status: "triggered", startedAt: run.createdAt), status: .accepted)
+            return try JSONResponse(RunQueued(run: run, pipelineID: pipelineID, status: "triggered"), status: .accepted)
         }
         group.post(":id/webhook") { request, context in
             let triggerID = context.parameters.get("id") ?? ""
@@ -36,9 +36,7 @@ struct TriggersController: Sendable {
             let run = try await triggers.fireWebhook(
                 triggerID: triggerID, secret: request.headers[HTTPField.Name("X-Trigger-Secret")!], parameters: body?.parameters ?? [:])
             let task = try await triggers.tasks.find(run.taskID)
-            return try JSONResponse(
-                Triggered(runID: run.publicID, pipelineID: task.definition.pipelineID ?? "", status: "triggered", startedAt: run.createdAt),
-                status: .accepted)
+            return try JSONResponse(RunQueued(run: run, pipelineID: task.definition.pipelineID, status: "triggered"), status: .accepted)
         }
         group.get { request, _ in
             var filter = TaskFilter()
@@ -81,20 +79,6 @@ struct TriggersController: Sendable {
             throw APIError.notFound("trigger", id: text)
         }
         return task
-    }
-
-    struct Triggered: Encodable {
-        var runID: String
-        var pipelineID: String
-        var status: String
-        var startedAt: Date
-
-        enum CodingKeys: String, CodingKey {
-            case runID = "run_id"
-            case pipelineID = "pipeline_id"
-            case status
-            case startedAt = "started_at"
-        }
     }
 }
 
