@@ -73,7 +73,7 @@ var targets: [Target] = [
     .executableTarget(
         name: "PlatformBench",
         dependencies: [
-            "Platform", "ConnectionsVault", hummingbird,
+            "Platform", "ConnectionsVault", "Scheduler", hummingbird,
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ],
         path: "bench/PlatformBench",

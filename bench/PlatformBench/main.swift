@@ -5,6 +5,7 @@ import Logging
 import Hummingbird
 import NIOPosix
 import Platform
+import Scheduler
 
 /// Benchmarks of the platform's building blocks; the scripts in `bench/` drive it and compare with baselines.
 @main
@@ -12,7 +13,7 @@ struct PlatformBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "platform-bench",
         abstract: "Benchmarks of the platform's building blocks.",
-        subcommands: [Copy.self, StandInUpstream.self, Vault.self]
+        subcommands: [Copy.self, StandInUpstream.self, Vault.self, SchedulerLag.self]
     )
 }
 
@@ -110,5 +111,37 @@ struct Vault: AsyncParsableCommand {
                      report.plainWrites, report.sealedReads, report.plainReads))
         print(String(format: "test_vault_p50=%.2f test_vault_p99=%.2f test_memory_p50=%.2f test_memory_p99=%.2f",
                      report.testFromVault.p50, report.testFromVault.p99, report.testInMemory.p50, report.testInMemory.p99))
+    }
+}
+
+/// Fire lag of scheduler replicas over many tasks due at one instant, against a one-task-per-transaction baseline.
+struct SchedulerLag: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "scheduler", abstract: "Fire lag and duplicates of scheduler replicas.")
+
+    @Option(help: "Database as libpq keywords: 'host=... port=... user=... password=... dbname=...'.")
+    var database: String
+
+    @Option(help: "Redis as host:port.")
+    var redis: String
+
+    @Option(help: "Tasks due at the same instant.")
+    var tasks: Int = 10_000
+
+    @Option(help: "Scheduler replicas.")
+    var replicas: Int = 2
+
+    @Option(help: "Tasks claimed per transaction.")
+    var batchSize: Int = 500
+
+    func run() async throws {
+        let parts = redis.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--redis must be host:port") }
+        let report = try await SchedulerBenchmark.run(
+            postgres: try Copy.configuration(database), redis: RedisConfiguration(host: String(parts[0]), port: port),
+            tasks: tasks, replicas: replicas, batchSize: batchSize, logger: Logger(label: "platform-bench"))
+        for (name, result) in [("engine", report.engine), ("baseline", report.baseline)] {
+            print(String(format: "%@_p50=%.3f %@_p99=%.3f %@_min=%.3f %@_max=%.3f %@_duplicates=%d %@_missing=%d", name, result.p50, name,
+                         result.p99, name, result.min, name, result.max, name, result.duplicates, name, result.missing))
+        }
     }
 }

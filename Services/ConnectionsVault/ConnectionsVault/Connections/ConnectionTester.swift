@@ -107,13 +107,7 @@ struct ConnectionTester: Sendable {
             try await connection.query("SELECT 1")
             samples.append((ContinuousClock.now - start).secondsValue * 1000)
         }
-        func percentile(_ p: Double) -> Double { (Self.percentile(p, of: samples) * 1000).rounded() / 1000 }
+        func percentile(_ p: Double) -> Double { (samples.percentile(p) * 1000).rounded() / 1000 }
         return .init(roundTrips: samples.count, p50Ms: percentile(0.5), p95Ms: percentile(0.95), p99Ms: percentile(0.99))
-    }
-
-    /// The nearest-rank percentile `p` (0...1) of non-empty samples.
-    static func percentile(_ p: Double, of samples: [Double]) -> Double {
-        let sorted = samples.sorted()
-        return sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))]
     }
 }

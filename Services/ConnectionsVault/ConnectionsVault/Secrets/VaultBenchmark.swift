@@ -80,7 +80,7 @@ public enum VaultBenchmark {
     }
 
     private static func percentiles(_ samples: [Double]) -> (p50: Double, p99: Double) {
-        (ConnectionTester.percentile(0.5, of: samples), ConnectionTester.percentile(0.99, of: samples))
+        (samples.percentile(0.5), samples.percentile(0.99))
     }
 
     /// Runs `operation(0..<count)` with `concurrency` workers; operations per second.

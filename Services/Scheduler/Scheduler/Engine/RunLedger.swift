@@ -21,12 +21,13 @@ struct RunLedger: Sendable {
         self.logger = logger
     }
 
-    /// Claims up to `limit` due tasks: records a run for each (queued, or skipped with the reason) and moves its
-    /// `next_run_at` on, in one transaction. Returns how many tasks it claimed.
+    /// Claims up to `limit` due tasks: records a run for each (queued, or skipped with the reason), moves its
+    /// `next_run_at` on and publishes the new runs' jobs, in one transaction. Returns how many tasks it claimed.
     func fireDue(now: Date, limit: Int, grace: Duration) async throws -> Int {
         try await postgres.withTransaction { connection in
             let due = try await connection.query("""
-                SELECT t.id, t.cron_schedule, t.timezone, t.next_run_at, t.concurrency_policy, t.misfire_policy,
+                SELECT t.id, t.cron_schedule, t.timezone, t.next_run_at, t.concurrency_policy, t.misfire_policy, t.task_type,
+                       t.connection_id, t.pipeline_id, t.parameters,
                        (SELECT count(*) FROM \(runs) r WHERE r.task_id = t.id AND r.status IN ('queued', 'running')) AS unfinished
                 FROM \(tasks) t WHERE t.enabled AND t.next_run_at <= \(now)
                 ORDER BY t.next_run_at LIMIT \(limit) FOR UPDATE OF t SKIP LOCKED
@@ -35,8 +36,10 @@ struct RunLedger: Sendable {
             var fired = RunBatch()
             var moved: [(id: Int64, next: Date?)] = []
             var replacing: [Int64] = []
+            var templates: [Int64: JobTemplate] = [:]
             for row in due {
                 let id = try row.decode("id", as: Int64.self)
+                templates[id] = try JobTemplate(row)
                 guard let cronText = try row.decode("cron_schedule", as: String?.self), let cron = try? CronExpression(cronText),
                       let zone = TimeZone(identifier: try row.decode("timezone")),
                       let concurrency = ConcurrencyPolicy(rawValue: try row.decode("concurrency_policy")),
@@ -68,7 +71,14 @@ struct RunLedger: Sendable {
                     """)
                 try await publishCancels(of: replaced, now: now)
             }
-            try await fired.insert(into: runs, trigger: "schedule", now: now, using: connection)
+            // The new runs are inserted as published and their jobs go out in this transaction: no second pass over
+            // them, and the first jobs leave before the last tasks are claimed.
+            let inserted = try await fired.insert(into: runs, trigger: "schedule", now: now, published: true, using: connection)
+            try await publisher.publish(all: inserted.compactMap { row -> JobRequest? in
+                guard try row.decode("status", as: String.self) == RunStatus.queued.rawValue,
+                      let template = templates[try row.decode("task_id", as: Int64.self)] else { return nil }
+                return try template.job(for: row, now: now)
+            })
             try await connection.query("""
                 UPDATE \(tasks) t SET next_run_at = NULLIF(u.next, '')::timestamptz
                 FROM unnest(\(moved.map { String($0.id) })::bigint[], \(moved.map { $0.next.map(PostgresTimestamp.format) ?? "" })::text[]) AS u(id, next)
@@ -84,33 +94,24 @@ struct RunLedger: Sendable {
     /// treats as the same job. Returns how many it published.
     func dispatch(now: Date, limit: Int) async throws -> Int {
         try await postgres.withTransaction { connection in
-            let rows = try await connection.query("""
-                SELECT r.id, r.task_id, r.scheduled_for, r.attempt, r.parameters AS run_parameters, t.task_type, t.connection_id,
-                       t.pipeline_id, t.parameters
-                FROM \(runs) r JOIN \(tasks) t ON t.id = r.task_id
-                WHERE r.status = 'queued' AND r.published_at IS NULL AND r.due_at <= \(now)
-                ORDER BY r.due_at LIMIT \(limit) FOR UPDATE OF r SKIP LOCKED
-                """)
-            guard rows.count > 0 else { return 0 }
-            var jobs: [JobRequest] = []
-            for row in rows {
-                guard let type = TaskType(rawValue: try row.decode("task_type")) else { continue }
-                let taskID = try row.decode("task_id", as: Int64.self)
-                let scheduledFor = try row.decode("scheduled_for", as: Date.self)
-                let attempt = try row.decode("attempt", as: Int.self)
-                var parameters = try row.decode("parameters", as: PostgresJSON<[String: JSONValue]>.self).value
-                parameters.merge(try row.decode("run_parameters", as: PostgresJSON<[String: JSONValue]>.self).value) { _, run in run }
-                jobs.append(JobRequest(
-                    jobID: Self.jobID(taskID: taskID, scheduledFor: scheduledFor, attempt: attempt), kind: type.jobKind,
-                    runID: "taskrun_\(try row.decode("id", as: Int64.self))", taskID: Int(taskID),
-                    pipelineID: try row.decode("pipeline_id"), connectionID: try row.decode("connection_id", as: Int64?.self).map(Int.init),
-                    parameters: parameters, requestedAt: now))
-            }
-            try await publisher.publish(all: jobs)
-            let ids = try rows.map { String(try $0.decode("id", as: Int64.self)) }
-            try await connection.query("UPDATE \(runs) SET published_at = \(now) WHERE id = ANY (\(ids)::bigint[])")
-            return rows.count
+            try await publishDue(now: now, limit: limit, using: connection)
         }
+    }
+
+    private func publishDue(now: Date, limit: Int, using connection: PostgresConnection) async throws -> Int {
+        let rows = try await connection.query("""
+            SELECT r.id, r.task_id, r.scheduled_for, r.attempt, r.parameters AS run_parameters, t.task_type, t.connection_id,
+                   t.pipeline_id, t.parameters
+            FROM \(runs) r JOIN \(tasks) t ON t.id = r.task_id
+            WHERE r.status = 'queued' AND r.published_at IS NULL AND r.due_at <= \(now)
+            ORDER BY r.due_at LIMIT \(limit) FOR UPDATE OF r SKIP LOCKED
+            """)
+        guard rows.count > 0 else { return 0 }
+        let jobs = try rows.map { try JobTemplate($0).job(for: $0, now: now) }
+        try await publisher.publish(all: jobs)
+        let ids = try rows.map { String(try $0.decode("id", as: Int64.self)) }
+        try await connection.query("UPDATE \(runs) SET published_at = \(now) WHERE id = ANY (\(ids)::bigint[])")
+        return rows.count
     }
 
     /// Marks runs that outlived their task's `timeout_seconds` as `timed_out`, publishes a cancel for each, and
@@ -186,7 +187,7 @@ struct RunLedger: Sendable {
             retries.append(taskID: try row.decode("task_id"), scheduledFor: try row.decode("scheduled_for"), status: .queued, error: nil,
                            attempt: attempt + 1, dueAt: now.addingTimeInterval(delay.secondsValue))
         }
-        try await retries.insert(into: runs, trigger: "retry", now: now, using: connection)
+        _ = try await retries.insert(into: runs, trigger: "retry", now: now, published: false, using: connection)
     }
 
     private func publishCancels(of rows: PostgresRows, now: Date) async throws {
@@ -217,15 +218,47 @@ private struct RunBatch {
         dueAt.append(due.map(PostgresTimestamp.format) ?? "")
     }
 
-    func insert(into runs: PostgresIdentifier, trigger: String, now: Date, using connection: PostgresConnection) async throws {
-        guard !taskIDs.isEmpty else { return }
+    /// Inserts the runs; with `published`, the queued ones are marked published now (their jobs go out in the
+    /// same transaction). Returns the rows inserted (not those whose key existed).
+    func insert(into runs: PostgresIdentifier, trigger: String, now: Date, published: Bool, using connection: PostgresConnection) async throws -> PostgresRows {
         try await connection.query("""
-            INSERT INTO \(runs) (task_id, scheduled_for, attempt, trigger, status, due_at, finished_at, error)
+            INSERT INTO \(runs) (task_id, scheduled_for, attempt, trigger, status, due_at, published_at, finished_at, error)
             SELECT u.task_id, u.scheduled_for, u.attempt, \(trigger), u.status, coalesce(NULLIF(u.due_at, '')::timestamptz, \(now)),
+                   CASE WHEN \(published) AND u.status = 'queued' THEN \(now)::timestamptz END,
                    CASE WHEN u.status = 'skipped' THEN \(now)::timestamptz END, NULLIF(u.error, '')
             FROM unnest(\(taskIDs)::bigint[], \(scheduledFor)::timestamptz[], \(attempts)::int[], \(statuses)::text[], \(errors)::text[],
                         \(dueAt)::text[]) AS u(task_id, scheduled_for, attempt, status, error, due_at)
             ON CONFLICT (task_id, scheduled_for, attempt) DO NOTHING
+            RETURNING id, task_id, scheduled_for, attempt, status, parameters AS run_parameters
             """)
+    }
+}
+
+/// What a task's jobs are made of: its type, connection, pipeline and parameters.
+private struct JobTemplate {
+    let type: TaskType
+    let connectionID: Int64?
+    let pipelineID: String?
+    let parameters: [String: JSONValue]
+
+    /// From a row with the task's `task_type`, `connection_id`, `pipeline_id` and `parameters`.
+    init(_ row: PostgresRow) throws {
+        guard let type = TaskType(rawValue: try row.decode("task_type")) else { throw PostgresDecodingError(TaskType.self) }
+        self.type = type
+        self.connectionID = try row.decode("connection_id")
+        self.pipelineID = try row.decode("pipeline_id")
+        self.parameters = try row.decode("parameters", as: PostgresJSON<[String: JSONValue]>.self).value
+    }
+
+    /// The job of a run, from a row with its `id`, `task_id`, `scheduled_for`, `attempt` and `run_parameters`
+    /// (which override the task's).
+    func job(for run: PostgresRow, now: Date) throws -> JobRequest {
+        let taskID = try run.decode("task_id", as: Int64.self)
+        var parameters = self.parameters
+        parameters.merge(try run.decode("run_parameters", as: PostgresJSON<[String: JSONValue]>.self).value) { _, own in own }
+        return JobRequest(
+            jobID: RunLedger.jobID(taskID: taskID, scheduledFor: try run.decode("scheduled_for"), attempt: try run.decode("attempt")),
+            kind: type.jobKind, runID: "taskrun_\(try run.decode("id", as: Int64.self))", taskID: Int(taskID), pipelineID: pipelineID,
+            connectionID: connectionID.map(Int.init), parameters: parameters, requestedAt: now)
     }
 }

@@ -27,6 +27,9 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     private let months: UInt64
     /// Bit 0 is Sunday … bit 6 Saturday (7 is folded onto 0).
     private let daysOfWeek: UInt64
+    /// The members of the hour and minute sets, ascending (kept: they are walked for every fire).
+    private let hourList: [Int]
+    private let minuteList: [Int]
     private let dayOfMonthRestricted: Bool
     private let dayOfWeekRestricted: Bool
     private let followsClock: Bool
@@ -61,6 +64,8 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         months = try Self.parse(fields[3], name: "month", range: 1...12, names: Self.monthNames, firstName: 1)
         let weekdays = try Self.parse(fields[4], name: "day_of_week", range: 0...7, names: Self.dayNames, firstName: 0)
         daysOfWeek = (weekdays | (weekdays >> 7)) & 0x7F
+        hourList = Self.members(hours, in: 0...23)
+        minuteList = Self.members(minutes, in: 0...59)
         dayOfMonthRestricted = !fields[2].hasPrefix("*")
         dayOfWeekRestricted = !fields[4].hasPrefix("*")
         followsClock = fields[1].hasPrefix("*")
@@ -118,17 +123,22 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
         let midnight = day.days * 86_400
         let offsetAtStart = zone.offset(at: midnight - 86_400)
         let offsetAtEnd = zone.offset(at: midnight + 2 * 86_400)
-        var best: Int64?
-        for hour in Self.members(hours, in: 0...23) {
-            for minute in Self.members(minutes, in: 0...59) {
-                let wall = midnight + Int64(hour * 3600 + minute * 60)
-                if offsetAtStart == offsetAtEnd {
-                    // No transition near this day (they are months apart): wall times map one to one, in order.
-                    let fire = wall - offsetAtStart
-                    if fire > after { return fire }
-                    continue
+        if offsetAtStart == offsetAtEnd {
+            // No transition near this day (they are months apart): wall times map one to one, in order, so the
+            // first one after `after` is the answer.
+            let afterWall = after + offsetAtStart
+            for hour in hourList where midnight + Int64(hour * 3600 + 3599) > afterWall {
+                for minute in minuteList {
+                    let wall = midnight + Int64(hour * 3600 + minute * 60)
+                    if wall > afterWall { return wall - offsetAtStart }
                 }
-                for fire in instants(ofWall: wall, in: zone) where fire > after {
+            }
+            return nil
+        }
+        var best: Int64?
+        for hour in hourList {
+            for minute in minuteList {
+                for fire in instants(ofWall: midnight + Int64(hour * 3600 + minute * 60), in: zone) where fire > after {
                     best = min(best ?? fire, fire)
                 }
             }
