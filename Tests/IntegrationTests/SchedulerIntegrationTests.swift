@@ -188,6 +188,35 @@ extension Integration {
             }
         }
 
+        /// A task created through one replica wakes the sleeping engine of another at once: its own wake-up is
+        /// long (a minute), and the task fires within seconds.
+        @Test func aChangeOnOneReplicaWakesTheOthers() async throws {
+            try await withScheduler { repository, ledgers, _ in
+                let redis = RedisClient(configuration: try TestEnvironment.redis(), logger: TestEnvironment.logger)
+                var sleepy = SchedulerEngine.Settings()
+                sleepy.maxSleep = .seconds(60)
+                sleepy.expiryInterval = .seconds(60)
+                let other = SchedulerEngine(ledger: ledgers[0], settings: sleepy, logger: TestEnvironment.logger)
+                other.databaseReady()
+                let follower = ScheduleChanges.follower(waking: other, redis: try TestEnvironment.redis(), logger: TestEnvironment.logger)
+                try await withServices([redis, other, follower]) {
+                    // Let the other engine find nothing due and fall asleep.
+                    try await Task.sleep(for: .milliseconds(500))
+                    // This replica has no engine of its own running: only the announcement can wake the other.
+                    let thisReplica = TaskService(
+                        repository: repository, connections: InMemoryConnectionDirectory(),
+                        announceChange: { await ScheduleChanges(redis: redis, logger: TestEnvironment.logger).announce() })
+                    let created = try await thisReplica.create(
+                        TaskRequest(name: "now", taskType: "pipeline_run", cronSchedule: "0 0 1 1 *", pipelineID: "pipeline_1"), createdBy: nil)
+                    _ = try await thisReplica.runNow(created.id)
+                    let fired = await waitUntil(timeout: .seconds(5), interval: .milliseconds(50)) {
+                        (try? await runs(repository, of: created.id).first?.publishedAt) != nil
+                    }
+                    #expect(fired)
+                }
+            }
+        }
+
         /// A connection's deletion disables its tasks with the reason; they stay.
         @Test func deletedConnectionsDeactivateTheirTasks() async throws {
             try await withScheduler { repository, _, _ in

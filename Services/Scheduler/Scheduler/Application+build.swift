@@ -40,7 +40,11 @@ public enum SchedulerService {
             logger.warning("service.token_key is not set: tasks that name a connection cannot be checked and are refused")
             connections = UnreachableConnectionDirectory()
         }
-        let tasks = TaskService(repository: repository, connections: connections, wakeEngine: { engine.wakeUp() })
+        let changes = ScheduleChanges(redis: platform.redis, logger: logger)
+        let tasks = TaskService(repository: repository, connections: connections, announceChange: {
+            engine.wakeUp()
+            await changes.announce()
+        })
 
         let triggers = TriggerService(tasks: tasks)
 
@@ -49,6 +53,7 @@ public enum SchedulerService {
         TriggersController(triggers: triggers).addRoutes(to: router.group("api/v1/mvp/triggers"))
         return platform.makeApplication(responder: router.buildResponder(), services: [
             engine,
+            ScheduleChanges.follower(waking: engine, redis: settings.redis, logger: logger),
             SchedulerWorkers.runEvents(ledger: ledger, settings: settings, logger: logger),
             SchedulerWorkers.connectionEvents(repository: repository, settings: settings, logger: logger),
             SchedulerWorkers.fileEvents(triggers: triggers, settings: settings, logger: logger),

@@ -5,9 +5,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// The scheduling loop of one replica. It fires due tasks, publishes queued runs and expires runs that outlived
-/// their timeout, then sleeps until the earliest thing due (not a fixed poll), or until a change made through
-/// this replica's API wakes it. Changes made through another replica are that replica's to act on; `maxSleep`
-/// bounds how late a replica that dies right after such a change leaves it.
+/// their timeout, then sleeps until the earliest thing due (not a fixed poll), or until a change made through any
+/// replica's API wakes it (``ScheduleChanges``). `maxSleep` bounds how late a lost announcement leaves a change.
 final class SchedulerEngine: Service, Sendable {
     /// Knobs of the loop.
     struct Settings: Sendable {

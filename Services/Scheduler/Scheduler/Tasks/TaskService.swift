@@ -7,8 +7,8 @@ import SharedModels
 struct TaskService: Sendable {
     let repository: TaskRepository
     let connections: any ConnectionDirectory
-    /// Called after every change that may bring a fire time closer.
-    let wakeEngine: @Sendable () -> Void
+    /// Called after every change that may bring a fire time closer (wakes the engines of every replica).
+    let announceChange: @Sendable () async -> Void
 
     func create(_ request: TaskRequest, triggerType: TriggerType = .cron, triggerConfig: [String: JSONValue] = [:], createdBy: String?) async throws -> ScheduledTask {
         guard let name = request.name else { throw APIError.validation(field: "name", reason: "is required") }
@@ -18,7 +18,7 @@ struct TaskService: Sendable {
         definition.triggerConfig = triggerConfig
         try await validate(definition)
         let task = try await repository.create(definition, nextRunAt: try Self.nextRun(of: definition), createdBy: createdBy)
-        wakeEngine()
+        await announceChange()
         return task
     }
 
@@ -34,7 +34,7 @@ struct TaskService: Sendable {
         guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition)) else {
             throw APIError.notFound("task", id: String(id))
         }
-        wakeEngine()
+        await announceChange()
         return task
     }
 
@@ -50,7 +50,7 @@ struct TaskService: Sendable {
         guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition)) else {
             throw APIError.notFound("task", id: String(id))
         }
-        wakeEngine()
+        await announceChange()
         return task
     }
 
@@ -60,7 +60,7 @@ struct TaskService: Sendable {
         if let reason = task.deactivatedReason { throw APIError(.conflict, code: .validationError, message: "The task is deactivated: \(reason)") }
         let now = Date()
         let run = try await repository.enqueueRun(taskID: id, scheduledFor: now, trigger: trigger, parameters: parameters, dueAt: now)
-        wakeEngine()
+        await announceChange()
         return run
     }
 
