@@ -10,7 +10,7 @@ extension Integration {
     @Suite struct SchedulerTests {
         /// A migrated schema with the repository and `replicas` ledgers, each on a pool of its own, as separate
         /// scheduler replicas would have.
-        func withScheduler(replicas: Int = 1, _ body: (TaskRepository, [RunLedger], PostgresClient) async throws -> Void) async throws {
+        func withScheduler(replicas: Int = 1, _ body: (PostgresTaskRepository, [RunLedger], PostgresClient) async throws -> Void) async throws {
             let schema = TestEnvironment.uniqueName("sched")
             let pools = (0...replicas).map { _ in
                 PostgresClient(configuration: try! TestEnvironment.postgres(), maxConnections: 4, logger: TestEnvironment.logger)
@@ -27,7 +27,7 @@ extension Integration {
                 let ledgers = try pools.dropFirst().map {
                     try RunLedger(postgres: $0, schema: schema, publisher: publisher, logger: TestEnvironment.logger)
                 }
-                try await body(try TaskRepository(postgres: pools[0], schema: schema), ledgers, pools[0])
+                try await body(try PostgresTaskRepository(postgres: pools[0], schema: schema), ledgers, pools[0])
                 try await pools[0].query("DROP SCHEMA \(try PostgresIdentifier(schema)) CASCADE")
             }
         }
@@ -49,7 +49,7 @@ extension Integration {
             }
         }
 
-        func runs(_ repository: TaskRepository, of task: Int64) async throws -> [TaskRun] {
+        func runs(_ repository: any TaskRepository, of task: Int64) async throws -> [TaskRun] {
             try await repository.runs(taskID: task, status: nil, limit: 100, offset: 0).items
         }
 

@@ -29,7 +29,7 @@ public enum SchedulerService {
         engineSettings.misfireGrace = .seconds(max(1, config.int(forKey: "scheduler.misfire_grace_seconds", default: 60)))
         engineSettings.maxSleep = .seconds(max(1, config.int(forKey: "scheduler.max_sleep_seconds", default: 15)))
         let engine = SchedulerEngine(ledger: ledger, settings: engineSettings, logger: logger)
-        let repository = try TaskRepository(postgres: platform.postgres, schema: schema)
+        let repository = try PostgresTaskRepository(postgres: platform.postgres, schema: schema)
 
         let connections: any ConnectionDirectory
         if let key = try platform.serviceTokenKey() {

@@ -20,7 +20,7 @@ enum SchedulerWorkers {
     }
 
     /// `connection.deleted` from connections-vault: the connection's tasks are disabled, with the reason.
-    static func connectionEvents(repository: TaskRepository, settings: ServiceSettings, logger: Logger) -> StreamWorker {
+    static func connectionEvents(repository: any TaskRepository, settings: ServiceSettings, logger: Logger) -> StreamWorker {
         StreamWorker(
             configuration: .init(stream: PlatformStream.connectionEvents.rawValue, group: "scheduler", consumer: settings.instanceID),
             redis: settings.redis, logger: logger

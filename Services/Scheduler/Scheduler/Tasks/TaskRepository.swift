@@ -22,11 +22,11 @@ struct TaskRun: Sendable, Equatable {
     var trigger: String
     var status: RunStatus
     var dueAt: Date
-    var publishedAt: Date?
-    var startedAt: Date?
-    var finishedAt: Date?
-    var result: [String: JSONValue]?
-    var error: String?
+    var publishedAt: Date? = nil
+    var startedAt: Date? = nil
+    var finishedAt: Date? = nil
+    var result: [String: JSONValue]? = nil
+    var error: String? = nil
     var parameters: [String: JSONValue]
     var createdAt: Date
 
@@ -40,8 +40,23 @@ struct TaskRun: Sendable, Equatable {
     }
 }
 
+/// Storage of tasks and their run history, as the API and the triggers use it (the engine's own reads and
+/// writes are ``RunLedger``'s).
+protocol TaskRepository: Sendable {
+    func create(_ task: TaskDefinition, nextRunAt: Date?, createdBy: String?) async throws -> ScheduledTask
+    func find(id: Int64) async throws -> ScheduledTask?
+    func list(_ filter: TaskFilter) async throws -> (items: [ScheduledTask], total: Int)
+    /// Replaces the definition; enabling a task clears the reason the platform disabled it.
+    func update(id: Int64, _ task: TaskDefinition, nextRunAt: Date?) async throws -> ScheduledTask?
+    func delete(id: Int64) async throws -> Bool
+    func deactivate(connectionID: Int64, reason: String) async throws -> Int
+    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun
+    func runs(taskID: Int64, status: RunStatus?, limit: Int, offset: Int) async throws -> (items: [TaskRun], total: Int)
+    func statistics(taskIDs: [Int64]) async throws -> [Int64: RunStatistics]
+}
+
 /// Tasks and their run history in the scheduler's schema.
-struct TaskRepository: Sendable {
+struct PostgresTaskRepository: TaskRepository {
     let postgres: PostgresClient
     let tasks: PostgresIdentifier
     let runs: PostgresIdentifier
@@ -93,7 +108,6 @@ struct TaskRepository: Sendable {
         return (items, total)
     }
 
-    /// Replaces the definition; `enabled` and the reason the platform disabled the task go with it.
     func update(id: Int64, _ task: TaskDefinition, nextRunAt: Date?) async throws -> ScheduledTask? {
         try await postgres.query("""
             UPDATE \(tasks) SET name = \(task.name), task_type = \(task.taskType.rawValue), cron_schedule = \(task.cronSchedule),
@@ -190,4 +204,81 @@ struct RunStatistics: Sendable, Equatable {
     var finished: Int
     var succeeded: Int
     var lastRunAt: Date?
+}
+
+/// Tasks and runs in memory, for unit tests of the task and trigger rules.
+actor InMemoryTaskRepository: TaskRepository {
+    private var tasks: [Int64: ScheduledTask] = [:]
+    private var runList: [TaskRun] = []
+    private var nextID: Int64 = 1
+
+    func create(_ task: TaskDefinition, nextRunAt: Date?, createdBy: String?) async throws -> ScheduledTask {
+        let now = Date()
+        let created = ScheduledTask(id: nextID, definition: task, nextRunAt: nextRunAt, deactivatedReason: nil, createdBy: createdBy,
+                                    createdAt: now, updatedAt: now)
+        tasks[nextID] = created
+        nextID += 1
+        return created
+    }
+
+    func find(id: Int64) async throws -> ScheduledTask? { tasks[id] }
+
+    func list(_ filter: TaskFilter) async throws -> (items: [ScheduledTask], total: Int) {
+        let matching = tasks.values.sorted { $0.id < $1.id }.filter { task in
+            let definition = task.definition
+            return (filter.taskType.map { $0 == definition.taskType } ?? true) && (filter.enabled.map { $0 == definition.enabled } ?? true)
+                && (filter.connectionID.map { $0 == definition.connectionID } ?? true)
+                && (filter.pipelineID.map { $0 == definition.pipelineID } ?? true) && (!filter.triggersOnly || definition.taskType == .pipelineRun)
+        }
+        return (Array(matching.dropFirst(filter.offset).prefix(filter.limit)), matching.count)
+    }
+
+    func update(id: Int64, _ task: TaskDefinition, nextRunAt: Date?) async throws -> ScheduledTask? {
+        guard var stored = tasks[id] else { return nil }
+        stored.definition = task
+        stored.nextRunAt = nextRunAt
+        if task.enabled { stored.deactivatedReason = nil }
+        stored.updatedAt = Date()
+        tasks[id] = stored
+        return stored
+    }
+
+    func delete(id: Int64) async throws -> Bool {
+        runList.removeAll { $0.taskID == id }
+        return tasks.removeValue(forKey: id) != nil
+    }
+
+    func deactivate(connectionID: Int64, reason: String) async throws -> Int {
+        var count = 0
+        for (id, task) in tasks where task.definition.connectionID == connectionID && (task.definition.enabled || task.deactivatedReason == nil) {
+            tasks[id]?.definition.enabled = false
+            tasks[id]?.nextRunAt = nil
+            tasks[id]?.deactivatedReason = reason
+            count += 1
+        }
+        return count
+    }
+
+    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun {
+        let run = TaskRun(id: Int64(runList.count + 1), taskID: taskID, scheduledFor: scheduledFor, attempt: 1, trigger: trigger, status: .queued,
+                          dueAt: dueAt, parameters: parameters, createdAt: Date())
+        runList.append(run)
+        return run
+    }
+
+    func runs(taskID: Int64, status: RunStatus?, limit: Int, offset: Int) async throws -> (items: [TaskRun], total: Int) {
+        let matching = runList.filter { run in run.taskID == taskID && (status.map { run.status == $0 } ?? true) }.reversed()
+        return (Array(matching.dropFirst(offset).prefix(limit)), matching.count)
+    }
+
+    func statistics(taskIDs: [Int64]) async throws -> [Int64: RunStatistics] {
+        var statistics: [Int64: RunStatistics] = [:]
+        for id in taskIDs {
+            let runs = runList.filter { $0.taskID == id }
+            let finished = runs.filter { [.success, .failed, .timedOut].contains($0.status) }
+            statistics[id] = RunStatistics(finished: finished.count, succeeded: finished.filter { $0.status == .success }.count,
+                                           lastRunAt: runs.compactMap { $0.startedAt ?? $0.publishedAt }.max())
+        }
+        return statistics
+    }
 }

@@ -5,7 +5,7 @@ import SharedModels
 /// The rules of the Scheduler API: definitions validated as a whole, connections that exist, and the engine woken
 /// whenever what is due may have changed.
 struct TaskService: Sendable {
-    let repository: TaskRepository
+    let repository: any TaskRepository
     let connections: any ConnectionDirectory
     /// Called after every change that may bring a fire time closer (wakes the engines of every replica).
     let announceChange: @Sendable () async -> Void
