@@ -46,7 +46,7 @@ import Testing
         #expect(decide(due: "2026-01-01T10:05:00Z", now: "2026-01-01T10:05:01Z", concurrency: policy, unfinished: unfinished).action == expected)
     }
 
-    @Test func aScheduleThatEndsHasNoNextRun() throws {
+    @Test func aRareScheduleFindsItsNextFireYearsAhead() throws {
         let once = try CronExpression("0 0 29 2 *")
         let decision = FireRules.decide(dueAt: at("2028-02-29T00:00:00Z"), now: at("2028-02-29T00:00:01Z"), cron: once, zone: utc,
                                         misfire: .fireOnce, concurrency: .forbid, unfinishedRuns: 0, grace: .seconds(60))
@@ -71,7 +71,7 @@ import Testing
 
     @Test func jobIDsAreTheIdempotencyKey() {
         let first = RunLedger.jobID(taskID: 7, scheduledFor: at("2026-01-01T10:05:00Z"), attempt: 1)
-        #expect(first == "task_7:1767261900000:1")
+        #expect(first == "task_7:1767261900000000:1")
         #expect(RunLedger.jobID(taskID: 7, scheduledFor: at("2026-01-01T10:05:00Z"), attempt: 2) != first)
         #expect(TaskRun.id(fromPublic: "taskrun_12") == 12)
         #expect(TaskRun.id(fromPublic: "run_12") == nil)

@@ -85,6 +85,15 @@ import Testing
         #expect(TriggerService.glob("*/report-??.[ct]sv", matches: "x/report-07.tsv"))
     }
 
+    @Test func onlyTheWebhookRouteGoesWithoutAToken() {
+        func segments(_ path: String) -> [Substring] { path.split(separator: "/") }
+        #expect(TriggersController.isWebhook(segments("/api/v1/mvp/triggers/trigger_4/webhook")))
+        #expect(!TriggersController.isWebhook(segments("/api/v1/mvp/triggers/manual/webhook")))
+        #expect(!TriggersController.isWebhook(segments("/api/v1/mvp/triggers/trigger_4/history")))
+        #expect(!TriggersController.isWebhook(segments("/api/v1/mvp/triggers/trigger_4/webhook/x")))
+        #expect(!TriggersController.isWebhook(segments("/api/v1/scheduler/tasks/trigger_4/webhook")))
+    }
+
     @Test func idsAndSecrets() throws {
         #expect(try TriggerService.taskID(fromPublic: "trigger_42") == 42)
         #expect(throws: APIError.self) { try TriggerService.taskID(fromPublic: "trigger_x") }

@@ -119,6 +119,8 @@ import Testing
         let (csvTask, _) = try await triggers.create(csv, createdBy: nil)
         let (watchedTask, _) = try await triggers.create(watched, createdBy: nil)
         #expect(try await triggers.fileArrived(FileEvent(kind: .created, fileID: "file_1", path: "in/a.csv", size: 1)) == 1)
+        // Delivered again (at least once): no second run.
+        #expect(try await triggers.fileArrived(FileEvent(kind: .created, fileID: "file_1", path: "in/a.csv", size: 1)) == 0)
         #expect(try await triggers.fileArrived(FileEvent(kind: .created, fileID: "file_2", path: "in/a.json", size: 1)) == 0)
         #expect(try await triggers.fileArrived(FileEvent(kind: .deleted, fileID: "file_1", path: "in/a.csv", size: 1)) == 0)
         #expect(try await triggers.fileArrived(FileEvent(kind: .imported, fileID: "file_3", path: "x", size: 1, watchID: "watch_1")) == 1)

@@ -94,7 +94,6 @@ public enum SchedulerBenchmark {
         func run() async throws {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let fired = try await ledger.fireDue(now: Date(), limit: 1, grace: .seconds(60))
-                _ = try await ledger.dispatch(now: Date(), limit: 1)
                 if fired == 0 { try? await Task.sleep(for: .milliseconds(100)) }
             }
         }

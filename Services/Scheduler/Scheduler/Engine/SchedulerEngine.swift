@@ -55,7 +55,8 @@ final class SchedulerEngine: Service, Sendable {
                         try await expire()
                     }
                     if let due = try await ledger.nextDue() {
-                        sleep = min(sleep, .milliseconds(max(0, Int64(due.timeIntervalSinceNow * 1000))))
+                        // At least a moment: what is due now may be locked by another replica's claim.
+                        sleep = min(sleep, .milliseconds(max(20, Int64(due.timeIntervalSinceNow * 1000))))
                     }
                     sleep = min(sleep, settings.expiryInterval)
                 } catch {
@@ -71,6 +72,8 @@ final class SchedulerEngine: Service, Sendable {
     }
 
     /// Fires everything due and publishes everything queued whose time has come, a batch per transaction.
+    /// Fires batch by batch (the first jobs leave while later tasks are still being claimed), then publishes what
+    /// else is queued and due.
     func pass() async throws {
         while try await ledger.fireDue(now: Date(), limit: settings.batchSize, grace: settings.misfireGrace) == settings.batchSize {}
         while try await ledger.dispatch(now: Date(), limit: settings.batchSize) == settings.batchSize {}

@@ -49,8 +49,11 @@ protocol TaskRepository: Sendable {
     /// Replaces the definition; enabling a task clears the reason the platform disabled it.
     func update(id: Int64, _ task: TaskDefinition, nextRunAt: Date?) async throws -> ScheduledTask?
     func delete(id: Int64) async throws -> Bool
+    /// Disables the tasks of a deleted connection, saying why; returns how many.
     func deactivate(connectionID: Int64, reason: String) async throws -> Int
-    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun
+    /// Queues a run to be published at `dueAt` (a manual run, a file or webhook trigger); `nil` when a file
+    /// trigger already has a run for that file.
+    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun?
     func runs(taskID: Int64, status: RunStatus?, limit: Int, offset: Int) async throws -> (items: [TaskRun], total: Int)
     func statistics(taskIDs: [Int64]) async throws -> [Int64: RunStatistics]
 }
@@ -125,7 +128,6 @@ struct PostgresTaskRepository: TaskRepository {
         try await postgres.query("DELETE FROM \(tasks) WHERE id = \(id) RETURNING id").count == 1
     }
 
-    /// Disables the tasks of a deleted connection, saying why; returns how many.
     func deactivate(connectionID: Int64, reason: String) async throws -> Int {
         try await postgres.query("""
             UPDATE \(tasks) SET enabled = false, next_run_at = NULL, deactivated_reason = \(reason), updated_at = now()
@@ -133,16 +135,15 @@ struct PostgresTaskRepository: TaskRepository {
             """).count
     }
 
-    /// Queues a run to be published at `dueAt` (a manual run, a file or webhook trigger).
-    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun {
+    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun? {
         try await postgres.query("""
             INSERT INTO \(runs) (task_id, scheduled_for, attempt, trigger, status, due_at, parameters)
             VALUES (\(taskID), \(scheduledFor), 1, \(trigger), 'queued', \(dueAt), \(PostgresJSON(parameters)))
+            ON CONFLICT DO NOTHING
             RETURNING \(Self.runColumns)
-            """).map(Self.decodeRun).first!
+            """).map(Self.decodeRun).first
     }
 
-    /// Runs of a task, newest first, optionally of one status.
     func runs(taskID: Int64, status: RunStatus?, limit: Int, offset: Int) async throws -> (items: [TaskRun], total: Int) {
         let condition: PostgresQuery = "task_id = \(taskID) AND (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))"
         let items = try await postgres.query("""
@@ -152,7 +153,6 @@ struct PostgresTaskRepository: TaskRepository {
         return (items, total)
     }
 
-    /// Per task: runs that finished, how many succeeded, and the latest start (for the triggers view).
     func statistics(taskIDs: [Int64]) async throws -> [Int64: RunStatistics] {
         guard !taskIDs.isEmpty else { return [:] }
         let rows = try await postgres.query("""
@@ -259,7 +259,10 @@ actor InMemoryTaskRepository: TaskRepository {
         return count
     }
 
-    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun {
+    func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun? {
+        if trigger == "file", runList.contains(where: { $0.taskID == taskID && $0.trigger == "file" && $0.parameters["file_id"] == parameters["file_id"] }) {
+            return nil
+        }
         let run = TaskRun(id: Int64(runList.count + 1), taskID: taskID, scheduledFor: scheduledFor, attempt: 1, trigger: trigger, status: .queued,
                           dueAt: dueAt, parameters: parameters, createdAt: Date())
         runList.append(run)

@@ -31,7 +31,7 @@ struct TaskService: Sendable {
         let existing = try await find(id)
         let definition = try request.applied(to: existing.definition)
         try await validate(definition)
-        guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition)) else {
+        guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition, replacing: existing)) else {
             throw APIError.notFound("task", id: String(id))
         }
         await announceChange()
@@ -44,10 +44,11 @@ struct TaskService: Sendable {
 
     /// Stops (or starts again) the task's schedule; a task resumes only if it is still valid (its connection may be gone).
     func setEnabled(_ id: Int64, _ enabled: Bool) async throws -> ScheduledTask {
-        var definition = try await find(id).definition
+        let existing = try await find(id)
+        var definition = existing.definition
         definition.enabled = enabled
         if enabled { try await validate(definition) }
-        guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition)) else {
+        guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition, replacing: existing)) else {
             throw APIError.notFound("task", id: String(id))
         }
         await announceChange()
@@ -59,7 +60,9 @@ struct TaskService: Sendable {
         let task = try await find(id)
         if let reason = task.deactivatedReason { throw APIError(.conflict, code: .validationError, message: "The task is deactivated: \(reason)") }
         let now = Date()
-        let run = try await repository.enqueueRun(taskID: id, scheduledFor: now, trigger: trigger, parameters: parameters, dueAt: now)
+        guard let run = try await repository.enqueueRun(taskID: id, scheduledFor: now, trigger: trigger, parameters: parameters, dueAt: now) else {
+            throw APIError.alreadyRun
+        }
         await announceChange()
         return run
     }
@@ -73,9 +76,25 @@ struct TaskService: Sendable {
         }
     }
 
+    /// The next fire time after a change. When the schedule is what it was, the stored time stands: a fire that
+    /// is due but not yet claimed is not skipped because someone renamed the task.
+    static func nextRun(of definition: TaskDefinition, replacing existing: ScheduledTask) throws -> Date? {
+        let old = existing.definition
+        if let stored = existing.nextRunAt, definition.enabled, old.enabled, definition.cronSchedule == old.cronSchedule,
+           definition.timezone == old.timezone {
+            return stored
+        }
+        return try nextRun(of: definition)
+    }
+
     /// The next fire time of an enabled, scheduled definition.
     static func nextRun(of definition: TaskDefinition, after now: Date = Date()) throws -> Date? {
         guard definition.enabled, let schedule = try definition.schedule() else { return nil }
         return schedule.cron.nextFire(after: now, in: schedule.zone)
     }
+}
+
+extension APIError {
+    /// 409: a file trigger has already run for this file.
+    static let alreadyRun = APIError(.conflict, code: .duplicateResource, message: "The trigger already ran for this file")
 }

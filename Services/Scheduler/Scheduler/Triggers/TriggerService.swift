@@ -117,8 +117,12 @@ struct TriggerService: Sendable {
             for task in page where task.definition.triggerType == .file {
                 guard case .string(let pattern)? = task.definition.triggerConfig["file_pattern"], Self.glob(pattern, matches: event.path) else { continue }
                 if case .string(let watch)? = task.definition.triggerConfig["watch_id"], watch != event.watchID { continue }
-                _ = try await tasks.runNow(task.id, parameters: ["file_id": .string(event.fileID), "path": .string(event.path)], trigger: "file")
-                fired += 1
+                do {
+                    _ = try await tasks.runNow(task.id, parameters: ["file_id": .string(event.fileID), "path": .string(event.path)], trigger: "file")
+                    fired += 1
+                } catch let error as APIError where error.code == .duplicateResource {
+                    continue  // The same event again: its run exists.
+                }
             }
             if page.count < filter.limit { return fired }
             offset += filter.limit

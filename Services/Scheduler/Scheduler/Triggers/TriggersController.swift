@@ -9,9 +9,11 @@ struct TriggersController: Sendable {
     let triggers: TriggerService
 
     /// The one route under `/api` that takes no access token: `POST /api/v1/mvp/triggers/{id}/webhook`.
+    /// Only a trigger id fits the fourth segment: `manual/webhook` (a manual run of a pipeline called "webhook")
+    /// still needs a token.
     static func isWebhook(_ segments: [Substring]) -> Bool {
         segments.count == 6 && segments[0] == "api" && segments[1] == "v1" && segments[2] == "mvp" && segments[3] == "triggers"
-            && segments[5] == "webhook"
+            && segments[4].hasPrefix("trigger_") && segments[5] == "webhook"
     }
 
     func addRoutes(to group: RouterGroup<PlatformRequestContext>) {
