@@ -32,6 +32,16 @@ public enum TestEnvironment {
     }
 
     /// The Redis server.
+    /// The superuser `postgres` over the test server's unix socket (trust), for what the platform role may not do:
+    /// roles, databases, `CHECKPOINT`.
+    public static func superuserPostgres() throws -> PostgresConfiguration {
+        var superuser = try postgres()
+        superuser.host = try require("PLATFORM_TEST_PG_SUPERUSER_SOCKET")
+        superuser.username = try require("PLATFORM_TEST_PG_SUPERUSER")
+        superuser.password = nil
+        return superuser
+    }
+
     public static func redis() throws -> RedisConfiguration {
         RedisConfiguration(host: try require("REDIS_HOST"), port: Int(try require("REDIS_PORT")) ?? 0)
     }

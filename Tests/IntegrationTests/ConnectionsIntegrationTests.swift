@@ -13,11 +13,7 @@ extension Integration {
         static func customerDatabase() async throws -> PostgresConfiguration {
             let name = TestEnvironment.uniqueName("customer")
             let password = "Customer-" + TestEnvironment.uniqueName("pw")
-            var superuser = try TestEnvironment.postgres()
-            superuser.host = try TestEnvironment.require("PLATFORM_TEST_PG_SUPERUSER_SOCKET")
-            superuser.username = try TestEnvironment.require("PLATFORM_TEST_PG_SUPERUSER")
-            superuser.password = nil
-            let admin = PostgresClient(configuration: superuser, maxConnections: 1, logger: TestEnvironment.logger)
+            let admin = PostgresClient(configuration: try TestEnvironment.superuserPostgres(), maxConnections: 1, logger: TestEnvironment.logger)
             try await withServices([admin]) {
                 let role = try PostgresIdentifier(name)
                 // CREATE ROLE takes no parameters: the password is a literal made of letters, digits, '-' and '_'.
@@ -55,11 +51,7 @@ extension Integration {
                 // Read back through a test (it fails: the canary is not the role's password).
                 #expect(try await stack.send(.POST, "/api/v1/connections/\(id)/test", token: engineer.access).json["test_status"] as? String == "failed")
             }
-            var superuser = try TestEnvironment.postgres()
-            superuser.host = try TestEnvironment.require("PLATFORM_TEST_PG_SUPERUSER_SOCKET")
-            superuser.username = try TestEnvironment.require("PLATFORM_TEST_PG_SUPERUSER")
-            superuser.password = nil
-            let postgres = PostgresClient(configuration: superuser, maxConnections: 1, logger: TestEnvironment.logger)
+            let postgres = PostgresClient(configuration: try TestEnvironment.superuserPostgres(), maxConnections: 1, logger: TestEnvironment.logger)
             try await withServices([postgres]) {
                 try await postgres.query("CHECKPOINT")
             }

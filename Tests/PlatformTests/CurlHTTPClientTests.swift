@@ -56,7 +56,7 @@ import Testing
         }
     }
 
-    @Test func transfersRunConcurrently() async throws {
+    @Test func concurrentTransfersEachGetTheirOwnAnswer() async throws {
         let client = CurlHTTPClient()
         try await server().test(.live) { test in
             let url = "http://127.0.0.1:\(try #require(test.port))/echo"

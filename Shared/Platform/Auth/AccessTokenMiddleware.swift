@@ -102,8 +102,7 @@ public struct AccessTokenMiddleware<Context: AuthenticatedRequestContext>: Route
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if isPublic(request.uri.path.split(separator: "/")) { return try await next(request, context) }
-        guard let token = try request.bearerToken(under: protectedRoot) else { return try await next(request, context) }
+        guard let token = try request.bearerToken(under: protectedRoot, unless: isPublic) else { return try await next(request, context) }
         var context = context
         context.authenticate(try await keys.verify(token))
         return try await next(request, context)
@@ -111,10 +110,12 @@ public struct AccessTokenMiddleware<Context: AuthenticatedRequestContext>: Route
 }
 
 extension Request {
-    /// The bearer token of a request under `root` (its first path segment); `nil` for requests elsewhere, 401 for
-    /// one under `root` without a token. By segments, as the router matches them: `//api/x` is `/api/x`.
-    func bearerToken(under root: String) throws -> String? {
-        guard uri.path.split(separator: "/").first == Substring(root) else { return nil }
+    /// The bearer token of a request under `root` (its first path segment); `nil` for requests elsewhere and for
+    /// the public routes `isPublic` names, 401 for any other under `root` without a token. By segments, as the
+    /// router matches them: `//api/x` is `/api/x`.
+    func bearerToken(under root: String, unless isPublic: ([Substring]) -> Bool = { _ in false }) throws -> String? {
+        let segments = uri.path.split(separator: "/")
+        guard segments.first == Substring(root), !isPublic(segments) else { return nil }
         guard let token = AccessTokenVerifier.bearerToken(in: headers) else { throw APIError.missingToken }
         return token
     }

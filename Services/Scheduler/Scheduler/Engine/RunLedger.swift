@@ -109,7 +109,6 @@ struct RunLedger: Sendable {
     }
 
     private func publishQueued(where condition: PostgresQuery, now: Date, limit: Int, using connection: PostgresConnection) async throws -> Int {
-        // The condition is the caller's own (never user text).
         let rows = try await connection.query("""
             SELECT r.id, r.task_id, r.scheduled_for, r.attempt, r.parameters AS run_parameters, t.task_type, t.connection_id,
                    t.pipeline_id, t.parameters
@@ -165,39 +164,47 @@ struct RunLedger: Sendable {
     /// scheduler's, or that arrive after the run finished (a late event of a timed-out run), change nothing.
     func apply(_ event: RunEvent) async throws {
         guard let id = TaskRun.id(fromPublic: event.runID) else { return }
-        // A job leaves inside the transaction that records its run: an event may come before that commit.
         var waited = Duration.zero
-        while try await postgres.query("SELECT 1 FROM \(runs) WHERE id = \(id)").count == 0 {
+        while try await !record(event, run: id) {
+            // Nothing changed: the run has finished (a late event), or is not committed yet (a job leaves inside the
+            // transaction that records its run). Only the second is worth waiting for.
+            guard try await postgres.query("SELECT 1 FROM \(runs) WHERE id = \(id)").count == 0 else { return }
             // Not committed yet, or never (the claim rolled back): throwing leaves the event to be delivered again.
             guard waited < .seconds(3) else { throw RunNotFound(runID: event.runID) }
             try await Task.sleep(for: .milliseconds(100))
             waited += .milliseconds(100)
         }
+    }
+
+    /// Writes the event into its run; false when no run in a state it applies to was there.
+    private func record(_ event: RunEvent, run id: Int64) async throws -> Bool {
         let at = event.occurredAt
         switch event.kind {
         case .started, .progress:
-            try await postgres.query("""
+            return try await postgres.query("""
                 UPDATE \(runs) SET status = 'running', started_at = coalesce(started_at, \(at)) WHERE id = \(id) AND status = 'queued'
-                """)
+                RETURNING id
+                """).count > 0
         case .completed:
             let result = PostgresJSON<[String: JSONValue]>([
                 "rows_read": .number(Double(event.rowsRead)), "rows_written": .number(Double(event.rowsWritten)),
                 "bytes": .number(Double(event.bytes)), "stage_timings_ms": .object(event.stageTimingsMS.mapValues(JSONValue.number)),
             ])
-            try await postgres.query("""
+            return try await postgres.query("""
                 UPDATE \(runs) SET status = 'success', started_at = coalesce(started_at, \(at)), finished_at = \(at), result = \(result)
-                WHERE id = \(id) AND status IN ('queued', 'running')
-                """)
+                WHERE id = \(id) AND status IN ('queued', 'running') RETURNING id
+                """).count > 0
         case .failed, .cancelled:
             // From another service: no NUL (PostgreSQL text refuses it) and bounded.
             let error = String((event.error ?? (event.kind == .cancelled ? "cancelled" : "failed")).filter { $0 != "\u{0}" }.prefix(2000))
-            try await postgres.withTransaction { connection in
+            return try await postgres.withTransaction { connection in
                 let failed = try await connection.query("""
                     UPDATE \(runs) r SET status = 'failed', started_at = coalesce(r.started_at, \(at)), finished_at = \(at), error = \(error)
                     FROM \(tasks) t WHERE r.id = \(id) AND t.id = r.task_id AND r.status IN ('queued', 'running')
                     RETURNING r.id, r.task_id, r.scheduled_for, r.attempt, t.max_retries, t.retry_backoff_seconds
                     """)
                 try await queueRetries(after: failed, now: at, using: connection)
+                return failed.count > 0
             }
         }
     }
@@ -217,6 +224,7 @@ struct RunLedger: Sendable {
     }
 
     private func queueRetries(after failed: PostgresRows, now: Date, using connection: PostgresConnection) async throws {
+        guard failed.count > 0 else { return }
         var retries = RunBatch()
         for row in failed {
             let attempt = try row.decode("attempt", as: Int.self)

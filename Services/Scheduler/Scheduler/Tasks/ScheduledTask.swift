@@ -52,9 +52,6 @@ enum TriggerType: String, Codable, Sendable, CaseIterable {
 enum RunStatus: String, Codable, Sendable, CaseIterable {
     case queued, running, success, failed, skipped
     case timedOut = "timed_out"
-
-    /// Whether the run is still in flight.
-    var isUnfinished: Bool { self == .queued || self == .running }
 }
 
 /// A stored task.
@@ -178,17 +175,15 @@ enum TaskRules {
                 throw APIError.validation(field: "cron_schedule", reason: error.description)
             }
         }
-        switch task.taskType {
-        case .pipelineRun:
+        if task.taskType == .pipelineRun {
             guard let pipeline = task.pipelineID, !pipeline.isEmpty, pipeline.count <= 100 else {
                 throw APIError.validation(field: "pipeline_id", reason: "is required for pipeline_run tasks")
             }
-        case .tableAnalysis, .customSQL, .logAnalysis:
+        }
+        if task.taskType.needsConnection {
             guard let connection = task.connectionID, connection > 0 else {
                 throw APIError.validation(field: "connection_id", reason: "is required for \(task.taskType.rawValue) tasks")
             }
-        case .datamartRefresh:
-            break
         }
         if task.taskType == .customSQL {
             guard case .string(let sql)? = task.parameters["sql"], !sql.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {

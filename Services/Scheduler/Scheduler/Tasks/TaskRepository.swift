@@ -9,6 +9,7 @@ struct TaskFilter: Sendable, Equatable {
     var connectionID: Int64?
     var pipelineID: String?
     var triggersOnly = false
+    var triggerType: TriggerType?
     var limit = 50
     var offset = 0
 }
@@ -103,6 +104,7 @@ struct PostgresTaskRepository: TaskRepository {
             AND (\(filter.connectionID)::bigint IS NULL OR connection_id = \(filter.connectionID))
             AND (\(filter.pipelineID)::text IS NULL OR pipeline_id = \(filter.pipelineID))
             AND (NOT \(filter.triggersOnly) OR task_type = 'pipeline_run')
+            AND (\(filter.triggerType?.rawValue)::text IS NULL OR trigger_type = \(filter.triggerType?.rawValue))
             """
         let items = try await postgres.query("""
             SELECT \(Self.taskColumns) FROM \(tasks) WHERE \(condition) ORDER BY id LIMIT \(filter.limit) OFFSET \(filter.offset)
@@ -229,6 +231,7 @@ actor InMemoryTaskRepository: TaskRepository {
             return (filter.taskType.map { $0 == definition.taskType } ?? true) && (filter.enabled.map { $0 == definition.enabled } ?? true)
                 && (filter.connectionID.map { $0 == definition.connectionID } ?? true)
                 && (filter.pipelineID.map { $0 == definition.pipelineID } ?? true) && (!filter.triggersOnly || definition.taskType == .pipelineRun)
+                && (filter.triggerType.map { $0 == definition.triggerType } ?? true)
         }
         return (Array(matching.dropFirst(filter.offset).prefix(filter.limit)), matching.count)
     }

@@ -77,8 +77,9 @@ struct TriggerService: Sendable {
         var filter = TaskFilter()
         filter.pipelineID = pipelineID
         filter.triggersOnly = true
-        filter.limit = 500
-        let existing = try await tasks.repository.list(filter).items.first { $0.definition.triggerType == .manual }
+        filter.triggerType = .manual
+        filter.limit = 1
+        let existing = try await tasks.repository.list(filter).items.first
         let task: ScheduledTask
         if let existing {
             task = existing
@@ -108,13 +109,14 @@ struct TriggerService: Sendable {
         var filter = TaskFilter()
         filter.enabled = true
         filter.triggersOnly = true
+        filter.triggerType = .file
         filter.limit = 500
         var fired = 0
         var offset = 0
         while true {
             filter.offset = offset
             let page = try await tasks.repository.list(filter).items
-            for task in page where task.definition.triggerType == .file {
+            for task in page {
                 guard case .string(let pattern)? = task.definition.triggerConfig["file_pattern"], Self.glob(pattern, matches: event.path) else { continue }
                 if case .string(let watch)? = task.definition.triggerConfig["watch_id"], watch != event.watchID { continue }
                 do {
