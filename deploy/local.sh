@@ -501,11 +501,41 @@ EOF
 
     local -a extra=()
     read -r -a extra <<<"${PLATFORM_SWIFT_TEST_ARGS:-}"
+    lib_log "building (swift build --build-tests)"
+    (cd -- "$ROOT" && swift build --build-tests) || die "swift build failed"
     lib_log "PostgreSQL 127.0.0.1:$pg_port, Redis 127.0.0.1:$redis_port; running swift test ${extra[*]}"
-    local rc=0
-    (cd -- "$ROOT" && swift test "${extra[@]}") || rc=$?
+    local rc=0 status
+    (cd -- "$ROOT" && swift test --skip-build "${extra[@]}") || rc=$?
     lib_log "swift test exited with status $rc"
+
+    local python
+    python=$(test_python) || die "could not set up the Python test tools"
+    status=0
+    lib_log "running the proxy fault suite (Tests/ProxyFaults) against the built auth-gateway"
+    (cd -- "$ROOT/Tests/ProxyFaults" && PLATFORM_BIN_DIR=$ROOT/.build/debug "$python" -m pytest -q -p no:cacheprovider .) || status=$?
+    lib_log "the proxy fault suite exited with status $status"
+    ((rc != 0)) || rc=$status
+
     exit "$rc"
+}
+
+# The Python of a virtualenv under .build/ holding the pinned tools of Tests/requirements.txt; made again
+# only when the pins change.
+test_python() {
+    local venv=$ROOT/.build/test-python requirements=$ROOT/Tests/requirements.txt stamp python=python3
+    stamp=$(sha256sum <"$requirements" | cut -d' ' -f1)
+    if [[ ! -x $venv/bin/python || $(cat -- "$venv/.requirements" 2>/dev/null) != "$stamp" ]]; then
+        if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+            ensure_packages python3 python3-venv >&2 || return 1
+            python=/usr/bin/python3
+        fi
+        lib_log "installing the Python test tools into $venv"
+        rm -rf -- "$venv"
+        "$python" -m venv "$venv" >&2 || return 1
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2 || return 1
+        printf '%s\n' "$stamp" >"$venv/.requirements"
+    fi
+    printf '%s\n' "$venv/bin/python"
 }
 
 main() {

@@ -19,38 +19,56 @@ struct GatewayProxy: Sendable {
     static let bufferedResponseLimit = 64 * 1024
 
     /// Where the request goes and why it could not get there are the only things decided here; the access
-    /// middleware has already authorized it.
+    /// middleware has already authorized it. Every outcome of a request with a body, failures included, is a
+    /// response that hands the body back to the server when it is written (``ForwardedBody``).
     func forward(_ request: Request, context: PlatformRequestContext, to upstream: Upstream) async throws -> Response {
         guard let base = upstreams[upstream] else { throw APIError.upstreamUnavailable(upstream) }
         var outbound = HTTPClientRequest(url: base + (request.head.path ?? "/"))
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
         outbound.headers = ProxyHeaders.upstreamRequest(
             request.headers, requestID: context.requestID, user: context.user, clientAddress: context.clientAddress)
+        var upload: ForwardedBody?
         if let length = request.headers[.contentLength].flatMap(Int64.init) {
             guard length <= maxBodySize else { throw APIError.bodyTooLarge(limit: maxBodySize) }
-            if length > 0 { outbound.body = .stream(request.body, length: .known(length)) }
+            if length > 0 {
+                let body = ForwardedBody(request.body, limit: length)
+                outbound.body = .stream(body.chunks, length: .known(length))
+                upload = body
+            }
         } else if request.headers[.transferEncoding] != nil {
             // No declared size: count while streaming and cut the upload off past the limit.
-            outbound.body = .stream(LimitedBody(base: request.body, limit: maxBodySize), length: .unknown)
+            let body = ForwardedBody(request.body, limit: maxBodySize)
+            outbound.body = .stream(body.chunks, length: .unknown)
+            upload = body
         }
+        guard let upload else { return try await exchange(outbound, context: context, upstream: upstream) }
+        do {
+            return try await exchange(outbound, context: context, upstream: upstream).handingBack(upload)
+        } catch {
+            return ErrorEnvelopeMiddleware<PlatformRequestContext>.response(for: APIError.from(error), requestID: context.requestID)
+                .handingBack(upload)
+        }
+    }
 
-        let response: HTTPClientResponse
+    /// Sends the request and turns the service's answer into the client's response; a failure to get one is
+    /// a 503 or 504 (``classify(_:upstream:logger:)``).
+    private func exchange(_ outbound: HTTPClientRequest, context: PlatformRequestContext, upstream: Upstream) async throws -> Response {
         do {
             // The read timeout of the client bounds a silent service; the deadline only stops runaway requests.
-            response = try await httpClient.execute(outbound, deadline: .now() + .hours(1))
+            let response = try await httpClient.execute(outbound, deadline: .now() + .hours(1))
+            let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
+            let headers = ProxyHeaders.clientResponse(response.headers)
+            // A small answer of known size is read whole: one write instead of a stream's machinery per chunk.
+            if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= Self.bufferedResponseLimit {
+                let body = try await response.body.collect(upTo: length)
+                return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
+            }
+            return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
         } catch let error as APIError {
             throw error
         } catch {
             throw Self.classify(error, upstream: upstream, logger: context.logger)
         }
-        let status = HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase)
-        let headers = ProxyHeaders.clientResponse(response.headers)
-        // A small answer of known size is read whole: one write instead of a stream's machinery per chunk.
-        if let length = response.headers.first(name: "content-length").flatMap(Int.init), length <= Self.bufferedResponseLimit {
-            let body = try await response.body.collect(upTo: length)
-            return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body))
-        }
-        return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: response.body))
     }
 
     /// 504 when the service did not answer in time, 503 when it could not be reached or broke the connection.
@@ -63,28 +81,6 @@ struct GatewayProxy: Sendable {
         logger.warning("upstream unavailable", metadata: ["upstream": "\(upstream.rawValue)", "error": "\(error)"])
         return APIError.upstreamUnavailable(upstream)
     }
-}
-
-/// A request body that fails once more than `limit` bytes have passed.
-struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
-    typealias Element = ByteBuffer
-    let base: Base
-    let limit: Int64
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var base: Base.AsyncIterator
-        let limit: Int64
-        var seen: Int64 = 0
-
-        mutating func next() async throws -> ByteBuffer? {
-            guard let chunk = try await base.next() else { return nil }
-            seen += Int64(chunk.readableBytes)
-            if seen > limit { throw APIError.bodyTooLarge(limit: limit) }
-            return chunk
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), limit: limit) }
 }
 
 extension APIError {
