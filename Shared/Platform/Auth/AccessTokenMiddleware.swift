@@ -72,10 +72,9 @@ public actor AccessTokenKeys {
     private func fetch(_ url: String) async throws -> AccessTokenVerifier {
         lastFetch = .now
         do {
-            let response = try await httpClient.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
+            let response = try await httpClient.fetch(HTTPClientRequest(url: url), timeout: .seconds(5))
             guard response.status == .ok else { throw APIError.keysUnavailable }
-            let body = try await response.body.collect(upTo: 1 << 20)
-            let verifier = try await AccessTokenVerifier(jwks: JSONDecoder().decode(JSONWebKeySet.self, from: body))
+            let verifier = try await AccessTokenVerifier(jwks: JSONDecoder().decode(JSONWebKeySet.self, from: response.body))
             cached = verifier
             return verifier
         } catch let error as APIError {

@@ -60,10 +60,9 @@ actor OpenAPICatalog {
     private nonisolated func fetch(_ upstream: Upstream) async -> OpenAPIDocument? {
         guard let base = upstreams[upstream] else { return nil }
         do {
-            let response = try await httpClient.execute(HTTPClientRequest(url: base + "/openapi.json"), timeout: .seconds(2))
-            let body = try await response.body.collect(upTo: 4 << 20)
+            let response = try await httpClient.fetch(HTTPClientRequest(url: base + "/openapi.json"), timeout: .seconds(2), limit: 4 << 20)
             guard response.status == .ok else { return nil }
-            return try OpenAPIDocument(json: Data(buffer: body))
+            return try OpenAPIDocument(json: Data(buffer: response.body))
         } catch {
             logger.warning("could not read a service's OpenAPI document", metadata: ["service": "\(upstream.rawValue)", "error": "\(error)"])
             return nil

@@ -67,8 +67,7 @@ struct GatewayRoutes: Sendable {
     /// A readiness check of a service behind the gateway: its `/health` answers 200.
     static func serviceCheck(_ upstream: Upstream, base: String, httpClient: HTTPClient) -> HealthCheck {
         HealthCheck(name: upstream.rawValue) {
-            let response = try await httpClient.execute(HTTPClientRequest(url: base + "/health"), timeout: .seconds(2))
-            _ = try await response.body.collect(upTo: 64 * 1024)
+            let response = try await httpClient.fetch(HTTPClientRequest(url: base + "/health"), timeout: .seconds(2), limit: 64 * 1024)
             guard response.status == .ok else { throw APIError.upstreamUnavailable(upstream) }
         }
     }

@@ -21,7 +21,7 @@ struct RemoteConnectionDirectory: ConnectionDirectory {
         request.headers.add(name: "Authorization", value: try await tokens.authorization(for: "connections-vault"))
         let status: UInt
         do {
-            status = try await httpClient.execute(request, timeout: .seconds(5)).status.code
+            status = try await httpClient.fetch(request, timeout: .seconds(5)).status.code
         } catch {
             throw Self.unavailable
         }
