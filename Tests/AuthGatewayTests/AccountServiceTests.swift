@@ -172,6 +172,14 @@ import Testing
         #expect(gone?.code == .invalidToken)
     }
 
+    @Test func settingTheRoleAnAccountHasKeepsItsTokens() async throws {
+        let fixture = try await Fixture()
+        let user = try await fixture.register("grace")
+        let before = try await fixture.accounts.login(login: "grace", password: "passw0rd!")
+        #expect(try await fixture.accounts.setRole(target: user.id, role: user.role).role == user.role)
+        #expect(try await fixture.accepts(before.accessToken))
+    }
+
     @Test func passwordChangeNeedsTheCurrentPasswordForSelf() async throws {
         let fixture = try await Fixture()
         let user = try await fixture.register("gina")

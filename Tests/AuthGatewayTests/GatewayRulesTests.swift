@@ -173,3 +173,36 @@ import Testing
         #expect(GatewayResponder<RouterResponder<PlatformRequestContext>>.canonicalPath(path) == nil)
     }
 }
+
+@Suite struct GatewayAnswersTests {
+    static let document = OpenAPIDocument(root: ["paths": .object([
+        "/api/v1/auth/login": .object(["post": .object(["requestBody": .object([:]), "responses": .object(["200": .object([:])])])]),
+        "/api/v1/connections": .object([
+            "get": .object(["responses": .object(["200": .object([:])])]),
+            "post": .object(["requestBody": .object([:]), "responses": .object(["201": .object([:])])]),
+        ]),
+        "/api/v1/connections/{id}": .object(["get": .object(["responses": .object(["200": .object([:])])])]),
+        "/api/v1/users/me": .object(["get": .object(["responses": .object(["200": .object([:])])])]),
+        "/health": .object(["get": .object(["responses": .object(["200": .object([:])])])]),
+    ])])
+
+    static func statuses(_ path: String, _ method: String) -> Set<String> {
+        let documented = GatewayAnswers.documenting(document, policy: .standard)
+        guard case .object(let paths)? = documented.root["paths"], case .object(let item)? = paths[path],
+              case .object(let operation)? = item[method], case .object(let responses)? = operation["responses"] else { return [] }
+        return Set(responses.keys)
+    }
+
+    @Test func eachOperationListsWhatTheGatewayMayAnswerForIt() {
+        // Anonymous and served by the gateway: rate-limited, a body, no token.
+        #expect(Self.statuses("/api/v1/auth/login", "post") == ["200", "400", "413", "429"])
+        // Read by every role, proxied.
+        #expect(Self.statuses("/api/v1/connections", "get") == ["200", "401", "429", "503", "504"])
+        // Written by engineers and up: 403 for analysts.
+        #expect(Self.statuses("/api/v1/connections", "post") == ["201", "400", "401", "403", "413", "429", "503", "504"])
+        // A path value could be sent in a form the gateway refuses.
+        #expect(Self.statuses("/api/v1/connections/{id}", "get") == ["200", "400", "401", "429", "503", "504"])
+        #expect(Self.statuses("/api/v1/users/me", "get") == ["200", "401", "429"])
+        #expect(Self.statuses("/health", "get") == ["200"])
+    }
+}

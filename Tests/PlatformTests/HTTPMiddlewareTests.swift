@@ -14,7 +14,7 @@ import Testing
         let router = Router(context: PlatformRequestContext.self)
         router.middlewares.add(HTTPMetricsMiddleware(metrics: metrics))
         router.middlewares.add(RequestIDMiddleware())
-        router.middlewares.add(ErrorEnvelopeMiddleware())
+        router.middlewares.add(ErrorEnvelopeMiddleware(document: Self.routes))
         HealthController(version: "9.9.9", checks: [
             HealthCheck(name: "database") {},
             HealthCheck(name: "redis") { throw Secret() },
@@ -27,6 +27,12 @@ import Testing
         }
         return Application(router: router)
     }
+
+    /// What the test router's routes document says of them.
+    static let routes = OpenAPIDocument(root: ["paths": .object([
+        "/decode": .object(["post": .object(["responses": .object([:])])]),
+        "/items/{id}": .object(["get": .object(["responses": .object([:])]), "delete": .object(["responses": .object([:])])]),
+    ])])
 
     private func envelope(_ response: TestResponse) throws -> ErrorEnvelope {
         try JSONDecoder.platform.decode(ErrorEnvelope.self, from: Data(buffer: response.body))
@@ -75,6 +81,32 @@ import Testing
                 #expect(response.status == .unprocessableContent)
                 let body = try envelope(response)
                 #expect(body.error.details?["field"] == "count")
+                #expect(body.error.message.contains("must be an integer"))
+            }
+            try await client.execute(uri: "/decode", method: .post, body: ByteBuffer(string: "[1, 2]")) { response in
+                #expect(response.status == .unprocessableContent)
+                let body = try envelope(response)
+                #expect(body.error.details?["field"] == "body")
+                #expect(body.error.details?["reason"] == "must be a JSON object")
+            }
+        }
+    }
+
+    @Test func aDocumentedPathWithoutTheMethodIs405NamingTheOthers() async throws {
+        try await app().test(.router) { client in
+            try await client.execute(uri: "/decode", method: .get) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "POST")
+                let body = try envelope(response)
+                #expect(body.error.code == .methodNotAllowed)
+            }
+            try await client.execute(uri: "/items/7", method: .put) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET, DELETE")
+            }
+            // A path the document does not describe stays a 404.
+            try await client.execute(uri: "/items/7/parts", method: .put) { response in
+                #expect(response.status == .notFound)
             }
         }
     }

@@ -79,10 +79,14 @@ class Gateway:
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen([str(binary)], env=env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.pid = self.process.pid
-        wait_until(lambda: self.health() == 200 or self.process.poll() is not None, 60, "the gateway's /health")
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the gateway exited at start:\n{self.log_tail()}")
-        self.token = self.login()
+        try:
+            wait_until(lambda: self.health() == 200 or self.process.poll() is not None, 60, "the gateway's /health")
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the gateway exited at start:\n{self.log_tail()}")
+            self.token = self.login()
+        except BaseException:
+            self.stop()
+            raise
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"

@@ -39,23 +39,27 @@ public enum AuthGatewayService {
             configuration.upstreams[upstream].map { GatewayRoutes.serviceCheck(upstream, base: $0, httpClient: httpClient) }
         }
 
-        let router = try await platform.makeRouter()
+        let ownDocument = try OpenAPIDocument.load(directory: Bundle.module.url(forResource: "OpenAPI", withExtension: nil))
+            .documentingPlatformAnswers()
+        let router = try await platform.makeRouter(routes: ownDocument)
+        let policy = AccessPolicy.standard
         router.middlewares.add(GatewayAccessMiddleware(
-            policy: .standard, rateLimits: configuration.rateLimits, verifier: verifier, state: state,
+            policy: policy, rateLimits: configuration.rateLimits, verifier: verifier, state: state,
             trustForwardedFor: configuration.trustForwardedFor))
         AuthController(accounts: accounts).addRoutes(to: router.group("api/v1/auth"))
         UsersController(accounts: accounts).addRoutes(to: router.group("api/v1/users"))
-        let ownDocument = try OpenAPIDocument.load(directory: Bundle.module.url(forResource: "OpenAPI", withExtension: nil))
-        APIDocsController(catalog: OpenAPICatalog(
-            own: ownDocument, upstreams: configuration.upstreams, httpClient: httpClient, logger: logger)
-        ).addRoutes(to: router)
+        let catalog = OpenAPICatalog(
+            own: ownDocument, upstreams: configuration.upstreams, httpClient: httpClient, policy: policy, logger: logger)
+        APIDocsController(catalog: catalog).addRoutes(to: router)
         GatewayRoutes(
             signer: signer, proxy: GatewayProxy(httpClient: httpClient, upstreams: configuration.upstreams, maxBodySize: configuration.maxUploadSize),
             health: HealthController(version: settings.version, checks: platform.healthChecks + serviceChecks, metrics: platform.metrics)
         ).addRoutes(to: router)
 
         return platform.makeApplication(
-            responder: GatewayResponder(router: router.buildResponder(), cors: CORSPolicy(origins: configuration.corsOrigins)),
+            responder: GatewayResponder(
+                router: router.buildResponder(), cors: CORSPolicy(origins: configuration.corsOrigins),
+                declaredMethods: { await catalog.document().declaredMethods(forPath: $0) }),
             services: [HTTPClientService(client: httpClient)],
             afterMigration: { try await accounts.bootstrapAdmin(configuration.bootstrapAdmin, logger: logger) })
     }

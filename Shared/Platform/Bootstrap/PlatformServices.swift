@@ -65,16 +65,19 @@ public struct PlatformServices: Sendable {
     /// (`/health`, `/health/ready`, `/metrics`). With `authenticating`, every `/api/` request must carry an
     /// access token that verifies with ``accessTokenKeys()`` (the services behind the gateway trust no network),
     /// and every `/internal/` request a service token or an access token (``InternalCallerMiddleware``).
+    /// `routes` describes the router's routes for 405 answers (``ErrorEnvelopeMiddleware``), when it is not the
+    /// service's own `openAPI` document.
     public func makeRouter(
-        authenticating: Bool = false, publicRoutes: @escaping @Sendable ([Substring]) -> Bool = { _ in false }
+        authenticating: Bool = false, publicRoutes: @escaping @Sendable ([Substring]) -> Bool = { _ in false },
+        routes: OpenAPIDocument? = nil
     ) async throws -> Router<PlatformRequestContext> {
         let router = Router(context: PlatformRequestContext.self)
         router.middlewares.add(HTTPMetricsMiddleware(metrics: metrics))
         router.middlewares.add(RequestIDMiddleware())
-        router.middlewares.add(ErrorEnvelopeMiddleware())
+        router.middlewares.add(ErrorEnvelopeMiddleware(document: routes ?? openAPI))
         HealthController(version: settings.version, checks: healthChecks, metrics: metrics).addRoutes(to: router)
         if let openAPI {
-            let json = ByteBuffer(data: try openAPI.jsonData())
+            let json = ByteBuffer(data: try openAPI.documentingPlatformAnswers().jsonData())
             router.get("openapi.json") { _, _ in
                 Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: json))
             }

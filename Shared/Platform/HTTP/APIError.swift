@@ -92,8 +92,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     /// Malformed JSON is a 400; a missing or mistyped field is a 422 naming the field.
     static func decoding(_ error: DecodingError) -> APIError {
         func path(_ context: DecodingError.Context, appending key: (any CodingKey)? = nil) -> String {
-            (context.codingPath + (key.map { [$0] } ?? [])).map { $0.intValue.map(String.init) ?? $0.stringValue }
+            let path = (context.codingPath + (key.map { [$0] } ?? [])).map { $0.intValue.map(String.init) ?? $0.stringValue }
                 .joined(separator: ".")
+            return path.isEmpty ? "body" : path
         }
         let field: String
         let reason: String
@@ -101,15 +102,32 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         case .keyNotFound(let key, let context):
             (field, reason) = (path(context, appending: key), "is required")
         case .typeMismatch(let type, let context):
-            (field, reason) = (path(context), "must be of type \(type)")
+            (field, reason) = (path(context), "must be \(jsonKind(of: type))")
         case .valueNotFound(_, let context):
             (field, reason) = (path(context), "must not be null")
         case .dataCorrupted(let context) where !context.codingPath.isEmpty:
             (field, reason) = (path(context), "has an invalid value")
+        case .dataCorrupted(let context) where context.debugDescription.contains("not representable"):
+            // Foundation reports a number too large for its field without the field's path.
+            (field, reason) = ("body", "holds a number too large for its field")
         default:
             return APIError(.badRequest, code: .badRequest, message: "The request body is not valid JSON")
         }
         return validation(field: field, reason: reason)
+    }
+}
+
+/// How a client would name the JSON a Swift type is decoded from.
+private func jsonKind(of type: Any.Type) -> String {
+    let name = String(describing: type)
+    if name.hasPrefix("Dictionary") || name.hasPrefix("[") && name.contains(":") { return "a JSON object" }
+    if name.hasPrefix("Array") || name.hasPrefix("[") { return "a JSON array" }
+    switch name {
+    case "String", "Substring": return "a string"
+    case "Bool": return "true or false"
+    case "Int", "Int64", "Int32", "Int16", "Int8", "UInt", "UInt64", "UInt32", "UInt16", "UInt8": return "an integer"
+    case "Double", "Float", "Decimal": return "a number"
+    default: return "a JSON object"
     }
 }
 

@@ -34,16 +34,27 @@ public struct RequestIDMiddleware<Context: RequestIDContext>: RouterMiddleware {
 }
 
 /// Turns every thrown error into the contract's error envelope; unknown errors become a 500 that reveals
-/// nothing, and are logged with their (secret-free) description.
+/// nothing, and are logged with their (secret-free) description. A request that no route takes, on a path the
+/// service's API document describes with other methods, is a 405 naming them in `Allow`.
 public struct ErrorEnvelopeMiddleware<Context: RequestIDContext>: RouterMiddleware {
+    /// The routes of the service, for 405 instead of 404.
+    let document: OpenAPIDocument?
+
     /// Creates the middleware.
-    public init() {}
+    public init(document: OpenAPIDocument? = nil) {
+        self.document = document
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
-            let apiError = APIError.from(error)
+            var apiError = APIError.from(error)
+            if let error = error as? HTTPError, error.status == .notFound,
+               let allowed = document?.declaredMethods(forPath: request.uri.path), !allowed.contains(request.method.rawValue) {
+                apiError = APIError(.methodNotAllowed, code: .methodNotAllowed, message: "\(request.method) is not a method of this route",
+                                    headers: [.allow: allowed.joined(separator: ", ")])
+            }
             if apiError.status.code >= 500 {
                 context.logger.error("request failed", metadata: [
                     "error": "\(error)", "error_type": "\(String(reflecting: type(of: error)))",

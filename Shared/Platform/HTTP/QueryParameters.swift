@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 
 extension Request {
@@ -36,5 +37,13 @@ public struct Page<Item: Encodable & Sendable>: Encodable, Sendable {
         self.total = total
         self.limit = limit
         self.offset = offset
+    }
+}
+
+extension Parameters {
+    /// A path value as the client meant it: percent-decoded (`Z%C3%A4hler` is `Zähler`); empty when absent.
+    public func decoded(_ name: String) -> String {
+        guard let raw = get(name) else { return "" }
+        return raw.removingPercentEncoding ?? raw
     }
 }

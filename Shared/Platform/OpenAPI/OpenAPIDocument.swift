@@ -121,7 +121,53 @@ public struct OpenAPIDocument: Sendable, Equatable {
         return (OpenAPIDocument(root: merged), conflicts)
     }
 
-    static let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"]
+    /// This document with the answer every platform service gives through the shared request helpers
+    /// (``Request/decodeJSON(as:context:)``, the query-parameter readers): 422 `VALIDATION_ERROR` on each operation
+    /// that takes parameters or a body, where the document does not list it already.
+    public func documentingPlatformAnswers() -> OpenAPIDocument {
+        guard case .object(var paths)? = root["paths"] else { return self }
+        let validation: JSONValue = resolve("#/components/responses/ValidationError") != nil
+            ? .object(["$ref": .string("#/components/responses/ValidationError")])
+            : .object([
+                "description": .string("A field or parameter failed validation (VALIDATION_ERROR; details.field names it)"),
+                "content": .object(["application/json": .object(["schema": .object(["$ref": .string("#/components/schemas/ErrorEnvelope")])])]),
+            ])
+        for (path, item) in paths {
+            guard case .object(var operations) = item else { continue }
+            let pathTakesParameters = operations["parameters"] != nil || path.contains("{")
+            for method in Self.methods {
+                guard case .object(var operation)? = operations[method],
+                      pathTakesParameters || operation["parameters"] != nil || operation["requestBody"] != nil,
+                      case .object(var responses)? = operation["responses"], responses["422"] == nil else { continue }
+                responses["422"] = validation
+                operation["responses"] = .object(responses)
+                operations[method] = .object(operation)
+            }
+            paths[path] = .object(operations)
+        }
+        var document = self
+        document.root["paths"] = .object(paths)
+        return document
+    }
+
+    /// The methods (upper-case) that the path templates matching a concrete path declare, `{name}` standing for
+    /// one segment; `nil` when no template matches.
+    public func declaredMethods(forPath path: String) -> [String]? {
+        guard case .object(let paths)? = root["paths"] else { return nil }
+        let segments = path.split(separator: "?", maxSplits: 1).first.map { $0.split(separator: "/") } ?? []
+        var declared: Set<String>?
+        for (template, item) in paths {
+            let parts = template.split(separator: "/")
+            guard parts.count == segments.count,
+                  zip(parts, segments).allSatisfy({ $0.first == "{" && $0.last == "}" || $0 == $1 }),
+                  case .object(let operations) = item else { continue }
+            declared = (declared ?? []).union(Self.methods.filter { operations[$0] != nil })
+        }
+        return declared.map { found in Self.methods.filter(found.contains).map { $0.uppercased() } }
+    }
+
+    /// The HTTP methods an OpenAPI path item can describe, lower-case.
+    public static let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"]
 
     static func tagName(_ tag: JSONValue) -> String? {
         guard case .object(let object) = tag, case .string(let name)? = object["name"] else { return nil }

@@ -73,6 +73,11 @@ struct GatewayAccessMiddleware: RouterMiddleware {
             return response
         } catch {
             guard !limitHeaders.isEmpty else { throw error }
+            // The router's own errors pass on as they are (a 404 of no route may become a 405 further out).
+            if var error = error as? HTTPError {
+                for field in limitHeaders where error.headers[field.name] == nil { error.headers.append(field) }
+                throw error
+            }
             var apiError = APIError.from(error)
             if apiError.status.code >= 500, !(error is APIError) {
                 context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(path)"])

@@ -47,7 +47,7 @@ enum AccountRules {
 
     /// Up to 200 characters, no control characters.
     static func validate(fullName: String) throws {
-        guard fullName.count <= 200, !fullName.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) else {
+        guard TextRules.isName(fullName, allowEmpty: true) else {
             throw APIError.validation(field: "full_name", reason: "must be at most 200 characters without control characters")
         }
     }

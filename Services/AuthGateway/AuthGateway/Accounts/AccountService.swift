@@ -83,8 +83,10 @@ struct AccountService: Sendable {
         }
     }
 
-    /// Changes a role; the account's current access tokens stop working (they carry the old role).
+    /// Changes a role; the account's current access tokens stop working (they carry the old role). Setting the
+    /// role an account already has changes nothing, its tokens included.
     func setRole(target: Int64, role: UserRole) async throws -> User {
+        if let current = try await users.find(id: target), current.role == role { return current }
         do {
             guard let user = try await users.setRole(id: target, role: role) else { throw APIError.notFound("user", id: UserID.format(target)) }
             try await tokens.revokeAccessTokens(of: user)

@@ -13,13 +13,15 @@ actor OpenAPICatalog {
     private let own: OpenAPIDocument
     private let upstreams: [Upstream: String]
     private let httpClient: HTTPClient
+    private let policy: AccessPolicy
     private let logger: Logger
     private var cached: (document: OpenAPIDocument, at: ContinuousClock.Instant, complete: Bool)?
 
-    init(own: OpenAPIDocument, upstreams: [Upstream: String], httpClient: HTTPClient, logger: Logger) {
+    init(own: OpenAPIDocument, upstreams: [Upstream: String], httpClient: HTTPClient, policy: AccessPolicy, logger: Logger) {
         self.own = own
         self.upstreams = upstreams
         self.httpClient = httpClient
+        self.policy = policy
         self.logger = logger
     }
 
@@ -52,6 +54,7 @@ actor OpenAPICatalog {
                 ])
             }
         }
+        merged = GatewayAnswers.documenting(merged, policy: policy)
         if !missing.isEmpty { merged.root["x-unavailable-services"] = .array(missing) }
         cached = (merged, .now, missing.isEmpty)
         return merged

@@ -10,17 +10,22 @@ struct GatewayResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.Con
 
     let router: Wrapped
     let cors: CORSPolicy
+    /// The methods the API document declares for a path (`nil` for a path it does not describe).
+    let declaredMethods: @Sendable (String) async -> [String]?
 
     func respond(to request: Request, context: Context) async throws -> Response {
         if let preflight = cors.preflight(request) { return preflight }
+        // Only the methods of the API are routed or passed to a service: TRACE would echo a request's cookies and
+        // tokens back to whatever script sent it, and the gateway is no tunnel for CONNECT.
+        if !GatewayRoutes.proxiedMethods.contains(request.method) {
+            let allowed = await declaredMethods(request.head.path ?? "/") ?? GatewayRoutes.proxiedMethods.map(\.rawValue)
+            return Self.refusal(APIError(.methodNotAllowed, code: .methodNotAllowed, message: "\(request.method) is not served",
+                                         headers: [.allow: allowed.joined(separator: ", ")]))
+        }
         guard Self.isCanonical(request.head.path ?? "") else {
             // The router ignores empty segments and services may decode `%2F` or resolve `..`: a path that two
             // parts could read differently would let a request past the access rules. Only one spelling passes.
-            var response = ErrorEnvelopeMiddleware<Context>.response(
-                for: APIError(.badRequest, code: .badRequest, message: "The request path is not in canonical form"),
-                requestID: RequestIDMiddleware<Context>.generate())
-            SecurityHeaders.apply(to: &response.headers, path: "/")
-            return response
+            return Self.refusal(APIError(.badRequest, code: .badRequest, message: "The request path is not in canonical form"))
         }
         var forwarded = request
         if let path = request.head.path, let canonical = Self.canonicalPath(path) {
@@ -31,6 +36,13 @@ struct GatewayResponder<Wrapped: HTTPResponder>: HTTPResponder where Wrapped.Con
         var response = try await router.respond(to: forwarded, context: context)
         SecurityHeaders.apply(to: &response.headers, path: forwarded.uri.path)
         cors.apply(to: &response.headers, request: request)
+        return response
+    }
+
+    /// The answer to a request refused before routing, in the error envelope with the security headers.
+    static func refusal(_ error: APIError) -> Response {
+        var response = ErrorEnvelopeMiddleware<Context>.response(for: error, requestID: RequestIDMiddleware<Context>.generate())
+        SecurityHeaders.apply(to: &response.headers, path: "/")
         return response
     }
 

@@ -141,7 +141,7 @@ enum ConnectionRules {
     static let sslModes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
     static func validate(name: String) throws {
-        guard !name.trimmingCharacters(in: .whitespaces).isEmpty, name.count <= 200, !containsControl(name) else {
+        guard TextRules.isName(name) else {
             throw APIError.validation(field: "name", reason: "must be 1 to 200 characters without control characters")
         }
     }

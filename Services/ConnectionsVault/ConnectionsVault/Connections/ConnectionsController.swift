@@ -41,7 +41,7 @@ struct ConnectionsController: Sendable {
             try JSONResponse(try await service.tables(id: try Self.id(context), actor: SecretActor(context, service: serviceName)))
         }
         group.get(":id/schema/:table") { _, context in
-            let table = context.parameters.get("table") ?? ""
+            let table = context.parameters.decoded("table")
             return try JSONResponse(try await service.table(id: try Self.id(context), qualifiedName: table, actor: SecretActor(context, service: serviceName)))
         }
         group.post(":id/test") { request, context in

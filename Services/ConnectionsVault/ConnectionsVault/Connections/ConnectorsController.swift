@@ -92,7 +92,7 @@ struct ConnectorsController: Sendable {
             return try JSONResponse(JSONValue.object(fields))
         }
         group.get(":id/schema/:table") { _, context in
-            let table = context.parameters.get("table") ?? ""
+            let table = context.parameters.decoded("table")
             return try JSONResponse(try await service.table(id: try Self.id(context), qualifiedName: table, actor: SecretActor(context, service: serviceName)))
         }
     }

@@ -160,8 +160,7 @@ struct TaskRequest: Decodable, Sendable {
 /// The rules a task definition must satisfy; every violation is a 422 naming its field.
 enum TaskRules {
     static func validate(_ task: TaskDefinition) throws {
-        let name = task.name.trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty, name.count <= 200, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard TextRules.isName(task.name) else {
             throw APIError.validation(field: "name", reason: "must be 1 to 200 characters, without control characters")
         }
         guard TimeZone(identifier: task.timezone) != nil, task.timezone.count <= 64 else {

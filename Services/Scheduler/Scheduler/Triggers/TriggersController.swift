@@ -27,13 +27,13 @@ struct TriggersController: Sendable {
             return try JSONResponse(response, status: .created)
         }
         group.post("manual/:pipeline_id") { request, context in
-            let pipelineID = context.parameters.get("pipeline_id") ?? ""
+            let pipelineID = context.parameters.decoded("pipeline_id")
             let body = try await request.decodeJSONIfPresent(as: TasksController.RunRequest.self, context: context)
             let run = try await triggers.runManually(pipelineID: pipelineID, parameters: body?.parameters ?? [:], createdBy: context.user?.userID)
             return try JSONResponse(RunQueued(run: run, pipelineID: pipelineID, status: "triggered"), status: .accepted)
         }
         group.post(":id/webhook") { request, context in
-            let triggerID = context.parameters.get("id") ?? ""
+            let triggerID = context.parameters.decoded("id")
             let body = try await request.decodeJSONIfPresent(as: TasksController.RunRequest.self, context: context)
             let run = try await triggers.fireWebhook(
                 triggerID: triggerID, secret: request.headers[HTTPField.Name("X-Trigger-Secret")!], parameters: body?.parameters ?? [:])
@@ -76,7 +76,7 @@ struct TriggersController: Sendable {
 
     /// The task behind `:id`, which must be a trigger (a `pipeline_run` task).
     private func trigger(_ context: PlatformRequestContext) async throws -> ScheduledTask {
-        let text = context.parameters.get("id") ?? ""
+        let text = context.parameters.decoded("id")
         guard let task = try? await triggers.tasks.find(try TriggerService.taskID(fromPublic: text)), task.definition.taskType == .pipelineRun else {
             throw APIError.notFound("trigger", id: text)
         }
