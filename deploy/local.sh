@@ -11,8 +11,10 @@
 #   status  each service (supervisor and process PIDs, /health/ready status), PostgreSQL and Redis.
 #   logs    `logs SERVICE` follows .data/logs/SERVICE.log (also `logs postgres`, `logs redis`);
 #           `logs` alone lists the log files.
-#   test    throwaway PostgreSQL and Redis on random free ports, then `swift test` against them
-#           (see cmd_test below for the exported variables); always torn down; exits with swift test's status.
+#   test    throwaway PostgreSQL and Redis on random free ports, then `swift test` against them (see cmd_test
+#           below for the exported variables), the proxy fault suite (Tests/ProxyFaults, pytest) against the built
+#           auth-gateway, and the contract test (Tests/Contract: schemathesis against a platform started with `up`);
+#           always torn down; fails when any of the three fails.
 #
 # Environment (defaults in brackets):
 #   PLATFORM_PG_PORT [55432]              PostgreSQL port (127.0.0.1) for `up`
@@ -36,6 +38,8 @@
 #   VAULT_ADDR, VAULT_TOKEN [unset]       both set: connections-vault keeps credentials in HashiCorp Vault (KV v2)
 #                                         instead of its built-in vault
 #   LOG_LEVEL [info]  LOG_FORMAT [json]   passed to every service
+#   SWIFT_BACKTRACE [PLATFORM_SWIFT_BACKTRACE_DEFAULT below]  how the services report a crash; set it (even empty,
+#                                         for the Swift runtime's default) to override
 #   POSTGRES_POOL_SIZE [service default 8]  passed through when set
 #   PLATFORM_READY_TIMEOUT [120]          seconds `up` waits for every /health/ready
 #   PLATFORM_DATA_DIR [<repo>/.data]      servers' data, secrets, PID files and logs
@@ -78,6 +82,11 @@ RUN_DIR=$DATA_DIR/run
 LOG_DIR=$DATA_DIR/logs
 PG_ROLE=platform
 PG_DATABASE=platform
+# How the services report a crash: the crashed thread's raw frame addresses and the images they fall in, never
+# waiting for a debugger. That takes the dying process milliseconds; naming the frames takes seconds, so the
+# supervisor does it with deploy/symbolicate-crash once the service is back. The runtime's full report held the
+# gateway for 8 to 13 s (bench/README.md, crash-restart).
+PLATFORM_SWIFT_BACKTRACE_DEFAULT=enable=yes,interactive=no,threads=crashed,registers=none,images=mentioned,symbolicate=off
 
 usage() {
     cat >&2 <<EOF
@@ -142,12 +151,14 @@ secret_file() {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# The supervisor: `local.sh __supervise SERVICE BINARY` runs BINARY, restarts it 1 s after it exits, and
-# stops (passing SIGTERM on) when it receives SIGTERM/SIGINT/SIGHUP. It runs in its own session with its
+# The supervisor: `local.sh __supervise SERVICE BINARY` runs BINARY, restarts it when it exits (at once after a
+# run of 10 s or more; after 1, 2, 4 ... 30 s while it keeps dying sooner), names the frames of a crash report
+# beside the new process (deploy/symbolicate-crash), and stops (passing SIGTERM on) when it receives
+# SIGTERM/SIGINT/SIGHUP. It runs in its own session with its
 # output appended to the service's log and the services' environment already exported by `up`.
 supervise() {
     local name=$1 bin=$2
-    local sup_file child_file child='' stopping=0 rc
+    local sup_file child_file child='' stopping=0 rc started delay=0 crashed=0
     sup_file=$(supervisor_pidfile "$name")
     child_file=$(child_pidfile "$name")
     trap 'stopping=1; if [[ -n $child ]]; then kill -TERM "$child" 2>/dev/null || true; fi' TERM INT HUP
@@ -155,10 +166,15 @@ supervise() {
     sup_log() { printf '%s supervisor[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$name" "$*"; }
     sup_log "started (PID $$)"
     while ((stopping == 0)); do
+        started=$(_now)
         "$bin" </dev/null &
         child=$!
         printf '%s\n' "$child" >"$child_file"
         sup_log "started $bin (PID $child)"
+        if ((crashed)); then
+            "$ROOT/deploy/symbolicate-crash" "$LOG_DIR/$name.log" </dev/null 2>&1 &
+            crashed=0
+        fi
         # A stop request that arrived before $child was known.
         if ((stopping)); then kill -TERM "$child" 2>/dev/null || true; fi
         rc=0
@@ -174,9 +190,17 @@ supervise() {
             sup_log "$name exited with status $rc while stopping"
             break
         fi
-        sup_log "$name exited with status $rc; restarting in 1 s"
-        sleep 1 &
-        wait $! || true
+        ((rc > 128)) && crashed=1
+        if (($(_now) - started >= 10)); then
+            delay=0
+        else
+            delay=$((delay == 0 ? 1 : (delay * 2 > 30 ? 30 : delay * 2)))
+        fi
+        sup_log "$name exited with status $rc; restarting in $delay s"
+        if ((delay > 0)); then
+            sleep "$delay" &
+            wait $! || true
+        fi
     done
     rm -f -- "$sup_file"
     sup_log "stopped"
@@ -202,6 +226,7 @@ start_service() {
     lib_log "starting $name on 127.0.0.1:$port (log $log)"
     (
         export HTTP_HOST=127.0.0.1 HTTP_PORT=$port
+        export SWIFT_BACKTRACE=${SWIFT_BACKTRACE-$PLATFORM_SWIFT_BACKTRACE_DEFAULT}
         # Every service knows where the others are (the gateway proxies to them, the scheduler asks
         # connections-vault).
         local s var
@@ -436,6 +461,7 @@ test_cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
     set +e
+    stop_test_stack
     if [[ -n $TEST_REDIS_DIR ]]; then stop_redis "$TEST_REDIS_DIR" || lib_err "could not stop the test Redis"; fi
     if [[ -n $TEST_PG_DATA ]]; then stop_postgres "$TEST_PG_DATA" || lib_err "could not stop the test PostgreSQL"; fi
     if [[ -n $TEST_TMP && -d $TEST_TMP ]]; then
@@ -516,6 +542,10 @@ EOF
     lib_log "the proxy fault suite exited with status $status"
     ((rc != 0)) || rc=$status
 
+    status=0
+    contract_test "$python" || status=$?
+    lib_log "the contract test exited with status $status"
+    ((rc != 0)) || rc=$status
     exit "$rc"
 }
 
@@ -536,6 +566,50 @@ test_python() {
         printf '%s\n' "$stamp" >"$venv/.requirements"
     fi
     printf '%s\n' "$venv/bin/python"
+}
+
+# The contract test: the whole platform started by `up` (the debug binaries, its own PostgreSQL and Redis on
+# free ports under the test directory), then schemathesis with Tests/Contract/schemathesis.toml against the
+# gateway's /openapi.json as an admin; `down` afterwards, whatever happened.
+TEST_STACK_DIR=''
+contract_test() {
+    local python=$1 port name var
+    local -a taken=()
+    TEST_STACK_DIR=$TEST_TMP/stack
+    export PLATFORM_DATA_DIR=$TEST_STACK_DIR PLATFORM_BIN_DIR=$ROOT/.build/debug PLATFORM_SKIP_BUILD=1
+    for var in PLATFORM_PG_PORT PLATFORM_REDIS_PORT; do
+        port=$(free_port "${taken[@]}") || return 1
+        taken+=("$port")
+        export "$var=$port"
+    done
+    for name in "${SERVICES[@]}"; do
+        port=$(free_port "${taken[@]}") || return 1
+        taken+=("$port")
+        var=PLATFORM_${name//-/_}_PORT
+        export "${var^^}=$port"
+    done
+    ADMIN_USERNAME=contract-admin ADMIN_PASSWORD=$(gen_secret)
+    export ADMIN_USERNAME ADMIN_PASSWORD AUTH_BCRYPT_COST=4 LOG_LEVEL=warning
+    export RATELIMIT_ADMIN=1000000 RATELIMIT_USER=1000000 RATELIMIT_ANONYMOUS=1000000
+    lib_log "starting the platform for the contract test (deploy/local.sh up, data in $TEST_STACK_DIR)"
+    "$SELF" up >"$TEST_TMP/contract-up.log" 2>&1 || { cat -- "$TEST_TMP/contract-up.log" >&2; return 1; }
+    local gateway=http://127.0.0.1:$PLATFORM_AUTH_GATEWAY_PORT token
+    token=$(curl -fsS -H 'Content-Type: application/json' \
+        -d "{\"username\": \"$ADMIN_USERNAME\", \"password\": \"$ADMIN_PASSWORD\"}" "$gateway/api/v1/auth/login" |
+        "$python" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') || return 1
+    lib_log "running schemathesis against $gateway/openapi.json"
+    local rc=0
+    (cd -- "$ROOT/Tests/Contract" && "$(dirname -- "$python")/schemathesis" --config-file schemathesis.toml run \
+        -H "Authorization: Bearer $token" "$gateway/openapi.json") || rc=$?
+    stop_test_stack
+    return "$rc"
+}
+
+# Stops the contract test's platform, if one was started.
+stop_test_stack() {
+    [[ -n $TEST_STACK_DIR && -d $TEST_STACK_DIR ]] || return 0
+    PLATFORM_DATA_DIR=$TEST_STACK_DIR "$SELF" down >>"$TEST_TMP/contract-down.log" 2>&1 || lib_err "could not stop the contract test's platform"
+    TEST_STACK_DIR=''
 }
 
 main() {
