@@ -293,5 +293,16 @@ extension Integration {
             #expect(connectError?.code == .connectionFailure)
             try await threadPool.shutdownGracefully()
         }
+
+        @Test func connectionsCarryKeepalivesAndAUserTimeout() async throws {
+            let threadPool = NIOThreadPool(numberOfThreads: 1)
+            threadPool.start()
+            var configuration = try TestEnvironment.postgres()
+            configuration.liveness = .init(idleSeconds: 17, intervalSeconds: 4, count: 5, userTimeoutMilliseconds: 12_345)
+            let connection = try await PostgresConnection.connect(configuration, threadPool: threadPool)
+            #expect(connection.socketLiveness == configuration.liveness)
+            connection.close()
+            try await threadPool.shutdownGracefully()
+        }
     }
 }

@@ -127,3 +127,125 @@ final class FakeConnection: PooledConnection {
         return false
     }
 }
+
+@Suite struct ConnectionPoolConcurrencyTests {
+    private func makePool(max: Int, timeout: Duration) -> (ConnectionPool<FakeConnection>, Shared<Int>) {
+        let created = Shared(0)
+        let pool = ConnectionPool<FakeConnection>(name: "fake", maxConnections: max, acquireTimeout: timeout) {
+            FakeConnection(id: created.update { $0 += 1; return $0 })
+        }
+        return (pool, created)
+    }
+
+    /// Runs `body` beside the pool's expiry loop.
+    private func running<T: Sendable>(_ pool: ConnectionPool<FakeConnection>, _ body: @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await pool.run(); return nil }
+            let result = try await body()
+            group.cancelAll()
+            return result
+        }
+    }
+
+    @Test func twoHundredConcurrentAcquiresOnFourSeeNoTimeout() async throws {
+        // All the work takes about 200 × 2.5 ms / 4 = 125 ms: a lost wake-up would show as a 3 s timeout.
+        let (pool, created) = makePool(max: 4, timeout: .seconds(3))
+        let failures = try await running(pool) {
+            await withTaskGroup(of: Bool.self) { workers in
+                for _ in 0..<200 {
+                    workers.addTask {
+                        do {
+                            try await pool.withConnection { _ in try await Task.sleep(for: .microseconds(Int.random(in: 0...5000))) }
+                            return false
+                        } catch {
+                            return true
+                        }
+                    }
+                }
+                return await workers.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+        }
+        #expect(failures == 0)
+        #expect(created.value <= 4)
+        #expect(pool.counts.waiting == 0 && pool.counts.inUse == 0)
+    }
+
+    @Test func pairsTakenTogetherNeverDeadlock() async throws {
+        // Every task holds two connections at once, as a COPY pipe does; one by one this deadlocks at once.
+        let (pool, _) = makePool(max: 3, timeout: .seconds(3))
+        let peak = Shared(0)
+        let busy = Shared(0)
+        let failures = try await running(pool) {
+            await withTaskGroup(of: Bool.self) { workers in
+                for index in 0..<60 {
+                    workers.addTask {
+                        do {
+                            if index.isMultiple(of: 3) {
+                                try await pool.withConnection { _ in try await Task.sleep(for: .milliseconds(1)) }
+                            } else {
+                                try await pool.withConnections(2) { pair in
+                                    #expect(pair.count == 2 && pair[0] !== pair[1])
+                                    let now = busy.update { $0 += 2; return $0 }
+                                    peak.update { $0 = max($0, now) }
+                                    try await Task.sleep(for: .milliseconds(2))
+                                    busy.update { $0 -= 2 }
+                                }
+                            }
+                            return false
+                        } catch {
+                            return true
+                        }
+                    }
+                }
+                return await workers.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+        }
+        #expect(failures == 0)
+        #expect(peak.value <= 3)
+    }
+
+    @Test func aWaiterQueuedBehindAPairIsServedInOrder() async throws {
+        let (pool, _) = makePool(max: 2, timeout: .seconds(3))
+        let order = Shared<[String]>([])
+        try await running(pool) {
+            try await pool.withConnection { _ in
+                let pair = Task { try await pool.withConnections(2) { _ in order.update { $0.append("pair") } } }
+                #expect(await waitUntil { pool.counts.waiting == 1 })
+                let single = Task { try await pool.withConnection { _ in order.update { $0.append("single") } } }
+                #expect(await waitUntil { pool.counts.waiting == 2 })
+                // One connection is free, but the pair at the head of the queue needs two: the single waits its turn.
+                #expect(order.value.isEmpty)
+                _ = (pair, single)
+            }
+            try await waitFor(order) { $0.count == 2 }
+        }
+        #expect(order.value == ["pair", "single"])
+    }
+
+    @Test func closingFailsQueuedWaitersAndEveryLaterAcquire() async throws {
+        let (pool, _) = makePool(max: 1, timeout: .seconds(30))
+        let held = try await pool.withConnection { $0 }
+        _ = held
+        try await pool.withConnection { _ in
+            let waiter = Task { try await pool.withConnection { _ in } }
+            #expect(await waitUntil { pool.counts.waiting == 1 })
+            pool.close()
+            await #expect(throws: ConnectionPoolError.self) { try await waiter.value }
+        }
+        await #expect(throws: ConnectionPoolError.self) { try await pool.withConnections(1) { _ in } }
+    }
+
+    private func waitUntil(_ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return false
+    }
+
+    private func waitFor<V: Sendable>(_ shared: Shared<V>, _ condition: (V) -> Bool) async throws {
+        let met = await waitUntil { condition(shared.value) }
+        #expect(met)
+    }
+}

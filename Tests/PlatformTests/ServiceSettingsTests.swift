@@ -15,6 +15,7 @@ import Testing
         #expect(settings.postgres.port == 5432)
         #expect(settings.postgres.password == nil)
         #expect(settings.postgresPoolSize == 8)
+        #expect(settings.postgres.liveness == .init(idleSeconds: 30, intervalSeconds: 10, count: 3, userTimeoutMilliseconds: 60_000))
         #expect(settings.redis.port == 6379)
         #expect(settings.logLevel == .info)
         #expect(settings.instanceID.hasPrefix("scheduler-"))

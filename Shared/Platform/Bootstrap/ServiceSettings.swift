@@ -51,7 +51,12 @@ public struct ServiceSettings: Sendable {
             database: reader.string(forKey: "postgres.database", default: "platform"),
             sslMode: reader.string(forKey: "postgres.sslmode", default: "prefer"),
             connectTimeoutSeconds: reader.int(forKey: "postgres.connect.timeout", default: 5),
-            applicationName: serviceName
+            applicationName: serviceName,
+            liveness: .init(
+                idleSeconds: reader.int(forKey: "postgres.keepalives.idle_seconds", default: 30),
+                intervalSeconds: reader.int(forKey: "postgres.keepalives.interval_seconds", default: 10),
+                count: reader.int(forKey: "postgres.keepalives.count", default: 3),
+                userTimeoutMilliseconds: reader.int(forKey: "postgres.tcp_user_timeout_ms", default: 60_000))
         )
         self.postgresPoolSize = max(1, reader.int(forKey: "postgres.pool.size", default: 8))
         self.redis = RedisConfiguration(

@@ -54,6 +54,11 @@ public struct ConnectionPoolObserver: Sendable {
 /// order. Connections that are broken (after a server restart, or left mid-transaction) are discarded and
 /// replaced on demand, so the pool survives restarts of its server. ``run()`` expires waiters and must be
 /// running (it is a ServiceLifecycle service through its owner); when it ends the pool closes.
+///
+/// Whether to wait and the waiter's place in the queue are decided under one lock, so a connection given back at
+/// that moment always reaches a waiter. A task that needs two connections at once (a COPY pipe from one
+/// database to another on the same pool) takes them together with ``withConnections(_:_:)``: taking them one by one
+/// deadlocks as soon as every holder waits for its second.
 public final class ConnectionPool<Connection: PooledConnection>: Sendable {
     /// The pool's name, used in errors and metrics.
     public let name: String
@@ -65,15 +70,17 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
     private let observer: ConnectionPoolObserver
     private let state: Mutex<State>
 
-    private struct Waiter {
-        let id: Int
-        let deadline: ContinuousClock.Instant
-        let continuation: CheckedContinuation<Lease, any Error>
+    /// What a lease is made of: idle connections, and slots to open new ones in.
+    private struct Grant {
+        var connections: [Connection] = []
+        var slots = 0
     }
 
-    private enum Lease {
-        case connection(Connection)
-        case create
+    private struct Waiter {
+        let id: Int
+        let wanted: Int
+        let deadline: ContinuousClock.Instant
+        let continuation: CheckedContinuation<Grant, any Error>
     }
 
     private struct State {
@@ -83,6 +90,37 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
         var cancelledBeforeWaiting: Set<Int> = []
         var nextWaiterID = 0
         var closed = false
+        /// Broken idle connections taken out of `idle`, to be closed outside the lock.
+        var discarded: [Connection] = []
+
+        /// `wanted` connections now, when they are free and nobody waits ahead; `nil` otherwise.
+        mutating func grant(_ wanted: Int, max: Int) -> Grant? {
+            while let index = idle.firstIndex(where: { !$0.isReusable }) {
+                discarded.append(idle.remove(at: index))
+                open -= 1
+            }
+            guard idle.count + (max - open) >= wanted else { return nil }
+            var grant = Grant()
+            while grant.connections.count < wanted, let connection = idle.popLast() { grant.connections.append(connection) }
+            grant.slots = wanted - grant.connections.count
+            open += grant.slots
+            return grant
+        }
+
+        /// The waiters at the head of the queue that can be served now, in order, with what each gets.
+        mutating func serveWaiters(max: Int) -> [(Waiter, Grant)] {
+            var served: [(Waiter, Grant)] = []
+            while let head = waiters.first, let grant = grant(head.wanted, max: max) {
+                waiters.removeFirst()
+                served.append((head, grant))
+            }
+            return served
+        }
+
+        mutating func takeDiscarded() -> [Connection] {
+            defer { discarded = [] }
+            return discarded
+        }
     }
 
     /// Creates a pool that opens connections with `factory`.
@@ -102,13 +140,19 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
 
     /// Leases a connection for the duration of `body`, then returns it (or discards it when broken).
     public func withConnection<T>(_ body: (Connection) async throws -> T) async throws -> T {
-        let connection = try await acquire()
+        try await withConnections(1) { try await body($0[0]) }
+    }
+
+    /// Leases `count` connections at once (all or none, in the queue as one waiter) for the duration of `body`.
+    public func withConnections<T>(_ count: Int, _ body: ([Connection]) async throws -> T) async throws -> T {
+        precondition((1...maxConnections).contains(count), "\(count) connections from a pool of \(maxConnections)")
+        let connections = try await acquire(count)
         do {
-            let result = try await body(connection)
-            release(connection)
+            let result = try await body(connections)
+            connections.forEach(release)
             return result
         } catch {
-            release(connection)
+            connections.forEach(release)
             throw error
         }
     }
@@ -126,7 +170,8 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
         close()
     }
 
-    /// Closes idle connections, fails waiters, and closes in-use connections when they come back.
+    /// Closes idle connections, fails waiters (and any that come later), and closes in-use connections when they
+    /// come back.
     public func close() {
         let (idle, waiters) = state.withLock { state -> ([Connection], [Waiter]) in
             state.closed = true
@@ -147,116 +192,109 @@ public final class ConnectionPool<Connection: PooledConnection>: Sendable {
         state.withLock { ($0.idle.count, $0.open - $0.idle.count, $0.waiters.count) }
     }
 
-    private enum Action {
-        case use(Connection)
-        case create
-        case wait(Int)
-        case fail(ConnectionPoolError)
-    }
-
-    private func acquire() async throws -> Connection {
-        var discarded: [Connection] = []
-        let action = state.withLock { state -> Action in
-            if state.closed { return .fail(ConnectionPoolError(code: .closed, pool: name)) }
-            while let candidate = state.idle.popLast() {
-                if candidate.isReusable { return .use(candidate) }
-                state.open -= 1
-                discarded.append(candidate)
-            }
-            if state.open < maxConnections {
-                state.open += 1
-                return .create
-            }
-            state.nextWaiterID += 1
-            return .wait(state.nextWaiterID)
+    private func acquire(_ wanted: Int) async throws -> [Connection] {
+        let (fast, discarded) = state.withLock { state -> (Result<Grant, ConnectionPoolError>?, [Connection]) in
+            if state.closed { return (.failure(ConnectionPoolError(code: .closed, pool: name)), []) }
+            let grant = state.waiters.isEmpty ? state.grant(wanted, max: maxConnections) : nil
+            return (grant.map { .success($0) }, state.takeDiscarded())
         }
         discarded.forEach { $0.close() }
         defer { report() }
-        switch action {
-        case .use(let connection):
-            return connection
-        case .create:
-            return try await create()
-        case .fail(let error):
-            throw error
-        case .wait(let id):
-            switch try await wait(id: id) {
-            case .connection(let connection): return connection
-            case .create: return try await create()
+        let grant: Grant
+        if let fast { grant = try fast.get() } else { grant = try await wait(wanted) }
+        return try await open(grant)
+    }
+
+    /// Turns a grant into connections, opening one in each slot; on a failure gives everything back.
+    private func open(_ grant: Grant) async throws -> [Connection] {
+        var connections = grant.connections
+        for opened in 0..<grant.slots {
+            do {
+                connections.append(try await factory())
+            } catch {
+                connections.forEach(release)
+                for _ in opened..<grant.slots { slotFreed() }
+                throw error
             }
         }
+        return connections
     }
 
-    private func create() async throws -> Connection {
-        do {
-            return try await factory()
-        } catch {
-            slotFreed()
-            throw error
+    private func wait(_ wanted: Int) async throws -> Grant {
+        let id = state.withLock { state -> Int in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
         }
-    }
-
-    private func wait(id: Int) async throws -> Lease {
         let deadline = ContinuousClock.now.advanced(by: acquireTimeout)
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Lease, any Error>) in
-                let cancelled = state.withLock { state -> Bool in
-                    if state.cancelledBeforeWaiting.remove(id) != nil { return true }
-                    state.waiters.append(Waiter(id: id, deadline: deadline, continuation: continuation))
-                    return false
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Grant, any Error>) in
+                // Decided again under the lock that queues the waiter: what was given back since the first look is
+                // served now, and a pool closed since refuses.
+                let (outcome, discarded) = state.withLock { state -> (Result<Grant, any Error>?, [Connection]) in
+                    if state.cancelledBeforeWaiting.remove(id) != nil { return (.failure(CancellationError()), []) }
+                    if state.closed { return (.failure(ConnectionPoolError(code: .closed, pool: name)), []) }
+                    if state.waiters.isEmpty, let grant = state.grant(wanted, max: maxConnections) {
+                        return (.success(grant), state.takeDiscarded())
+                    }
+                    state.waiters.append(Waiter(id: id, wanted: wanted, deadline: deadline, continuation: continuation))
+                    return (nil, state.takeDiscarded())
                 }
-                if cancelled { continuation.resume(throwing: CancellationError()) }
+                discarded.forEach { $0.close() }
+                if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
-            let waiter = state.withLock { state -> Waiter? in
+            let (waiter, served) = state.withLock { state -> (Waiter?, [(Waiter, Grant)]) in
                 guard let index = state.waiters.firstIndex(where: { $0.id == id }) else {
                     state.cancelledBeforeWaiting.insert(id)
-                    return nil
+                    return (nil, [])
                 }
-                return state.waiters.remove(at: index)
+                let waiter = state.waiters.remove(at: index)
+                // A waiter for several that leaves the head may let smaller ones behind it through.
+                return (waiter, state.serveWaiters(max: maxConnections))
             }
             waiter?.continuation.resume(throwing: CancellationError())
+            resume(served)
         }
     }
 
     private func release(_ connection: Connection) {
         let reusable = connection.isReusable
-        let handedTo = state.withLock { state -> Waiter? in
-            guard reusable, !state.closed else { return nil }
-            if !state.waiters.isEmpty { return state.waiters.removeFirst() }
-            state.idle.append(connection)
-            return nil
+        let (keep, served, discarded) = state.withLock { state -> (Bool, [(Waiter, Grant)], [Connection]) in
+            let keep = reusable && !state.closed
+            if keep { state.idle.append(connection) } else { state.open -= 1 }
+            return (keep, state.closed ? [] : state.serveWaiters(max: maxConnections), state.takeDiscarded())
         }
-        if let handedTo {
-            handedTo.continuation.resume(returning: .connection(connection))
-        } else if !reusable || state.withLock({ $0.closed }) {
-            connection.close()
-            slotFreed()
-        }
+        if !keep { connection.close() }
+        discarded.forEach { $0.close() }
+        resume(served)
         report()
     }
 
-    /// A connection slot was given up: let the longest waiter open a new connection in it.
+    /// A slot was given up without a connection (a failed open): let the waiters use it.
     private func slotFreed() {
-        let waiter = state.withLock { state -> Waiter? in
+        let served = state.withLock { state -> [(Waiter, Grant)] in
             state.open -= 1
-            guard !state.closed, !state.waiters.isEmpty, state.open < maxConnections else { return nil }
-            state.open += 1
-            return state.waiters.removeFirst()
+            return state.closed ? [] : state.serveWaiters(max: maxConnections)
         }
-        waiter?.continuation.resume(returning: .create)
+        resume(served)
+    }
+
+    private func resume(_ served: [(Waiter, Grant)]) {
+        for (waiter, grant) in served { waiter.continuation.resume(returning: grant) }
     }
 
     private func expireWaiters(now: ContinuousClock.Instant) {
-        let expired = state.withLock { state -> [Waiter] in
+        let (expired, served) = state.withLock { state -> ([Waiter], [(Waiter, Grant)]) in
             let expired = state.waiters.filter { $0.deadline <= now }
-            if !expired.isEmpty { state.waiters.removeAll { $0.deadline <= now } }
-            return expired
+            guard !expired.isEmpty else { return ([], []) }
+            state.waiters.removeAll { $0.deadline <= now }
+            return (expired, state.serveWaiters(max: maxConnections))
         }
         for waiter in expired {
             observer.onTimeout()
             waiter.continuation.resume(throwing: ConnectionPoolError(code: .timeout, pool: name))
         }
+        resume(served)
         if !expired.isEmpty { report() }
     }
 

@@ -12,6 +12,10 @@ public final class PostgresConnection: @unchecked Sendable {
     private let cancelHandle: OpaquePointer?
     private let threadPool: NIOThreadPool
     private let closed = Atomic<Bool>(false)
+    /// The statement now running (0: none), and the lock a cancel holds while it is sent: a statement that has
+    /// finished cannot be cancelled, and the connection goes back to the pool only after it is marked finished.
+    private let running = Mutex<UInt64>(0)
+    private let statements = Atomic<UInt64>(0)
 
     private init(handle: OpaquePointer, threadPool: NIOThreadPool) {
         self.handle = handle
@@ -88,8 +92,22 @@ public final class PostgresConnection: @unchecked Sendable {
         return result
     }
 
-    /// Asks the server to cancel the statement now running on this connection. Safe from any thread.
+    /// Asks the server to cancel the statement now running on this connection, if one is. Safe from any thread.
     public func cancelCurrentQuery() {
+        running.withLock { current in
+            if current != 0 { sendCancel() }
+        }
+    }
+
+    /// Cancels `statement` only while it is the one running: a cancel that comes late never reaches the next
+    /// statement, which may be another borrower's.
+    private func cancel(statement: UInt64) {
+        running.withLock { current in
+            if current == statement { sendCancel() }
+        }
+    }
+
+    private func sendCancel() {
         guard let cancelHandle else { return }
         var buffer = [CChar](repeating: 0, count: 256)
         _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
@@ -116,6 +134,21 @@ public final class PostgresConnection: @unchecked Sendable {
         return true
     }
 
+    /// The TCP options libpq set on the socket (`nil` on a unix socket), for tests of ``PostgresConfiguration/Liveness``.
+    package var socketLiveness: PostgresConfiguration.Liveness? {
+        let socket = PQsocket(handle)
+        func option(_ level: Int32, _ name: Int32) -> Int? {
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            return getsockopt(socket, level, name, &value, &length) == 0 ? Int(value) : nil
+        }
+        guard socket >= 0, option(SOL_SOCKET, SO_KEEPALIVE) == 1,
+              let idle = option(Int32(IPPROTO_TCP), TCP_KEEPIDLE), let interval = option(Int32(IPPROTO_TCP), TCP_KEEPINTVL),
+              let count = option(Int32(IPPROTO_TCP), TCP_KEEPCNT), let timeout = option(Int32(IPPROTO_TCP), TCP_USER_TIMEOUT)
+        else { return nil }
+        return .init(idleSeconds: idle, intervalSeconds: interval, count: count, userTimeoutMilliseconds: timeout)
+    }
+
     /// The server's version number, for example 150018.
     public var serverVersion: Int { Int(PQserverVersion(handle)) }
 
@@ -123,10 +156,15 @@ public final class PostgresConnection: @unchecked Sendable {
         guard !closed.load(ordering: .acquiring) else {
             throw PostgresError(code: .connectionFailure, reason: "connection is closed")
         }
+        let statement = statements.add(1, ordering: .relaxed).newValue
         return try await withTaskCancellationHandler {
-            try await threadPool.runIfActive(work)
+            try await threadPool.runIfActive {
+                self.running.withLock { $0 = statement }
+                defer { self.running.withLock { $0 = 0 } }
+                return try work()
+            }
         } onCancel: {
-            self.cancelCurrentQuery()
+            self.cancel(statement: statement)
         }
     }
 
