@@ -170,6 +170,31 @@ extension Integration {
             }
         }
 
+        @Test func aCancelledCopyInStoresNothingEvenWhenItsProducerReturns() async throws {
+            try await withClient(maxConnections: 1) { client in
+                try await withSchema(client) { schema in
+                    let table = try PostgresIdentifier("t", schema: schema.name)
+                    try await client.query("CREATE TABLE \(table) (id int)")
+                    let written = AsyncStream<Void>.makeStream()
+                    let copy = Task {
+                        try await client.withConnection { connection in
+                            try await connection.copyIn("COPY \(table.quoted) FROM STDIN") { writer in
+                                try await writer.write(Array("1\n2\n3\n".utf8))
+                                written.continuation.yield()
+                                // A producer that swallows the cancellation and returns as if it were done.
+                                try? await Task.sleep(for: .seconds(30))
+                            }
+                        }
+                    }
+                    for await _ in written.stream { break }
+                    copy.cancel()
+                    await #expect(throws: CancellationError.self) { try await copy.value }
+                    let count = try await client.query("SELECT count(*) AS n FROM \(table)").first!.decode("n", as: Int.self)
+                    #expect(count == 0)
+                }
+            }
+        }
+
         @Test func aFailedCopyInStoresNothingAndKeepsTheConnection() async throws {
             struct Broken: Error {}
             try await withClient(maxConnections: 1) { client in

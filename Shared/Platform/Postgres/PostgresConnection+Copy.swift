@@ -29,14 +29,23 @@ extension PostgresConnection {
 
     /// Runs a `COPY ... FROM STDIN` statement fed by `produce`, and returns the number of rows stored.
     ///
-    /// If `produce` throws, the COPY is aborted (nothing is stored) and the error is rethrown.
+    /// If `produce` throws, or the task is cancelled, the COPY is aborted (nothing is stored) and the error is
+    /// rethrown.
     @discardableResult
     public func copyIn(_ sql: String, from produce: (CopyInWriter) async throws -> Void) async throws -> Int64 {
         try await blocking { try self.startCopyBlocking(sql, expectingIn: true) }
         do {
             try await produce(CopyInWriter(connection: self))
+            // A cancelled task never ends its COPY as a success, whatever `produce` did with the cancellation.
+            try Task.checkCancellation()
         } catch {
-            _ = try? await blocking { try self.endCopyInBlocking(abortReason: "aborted by the client") }
+            if Task.isCancelled {
+                // No more libpq calls run for a cancelled task: dropping the connection makes the server discard
+                // the COPY.
+                close()
+            } else {
+                _ = try? await blocking { try self.endCopyInBlocking(abortReason: "aborted by the client") }
+            }
             throw error
         }
         return try await blocking { try self.endCopyInBlocking(abortReason: nil) }
