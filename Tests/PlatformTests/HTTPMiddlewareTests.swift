@@ -104,6 +104,9 @@ import Testing
                 #expect(response.status == .methodNotAllowed)
                 #expect(response.headers[.allow] == "GET, DELETE")
             }
+            try await client.execute(uri: "/items/7", method: .head) { response in
+                #expect(response.status != .methodNotAllowed)
+            }
             // A path the document does not describe stays a 404.
             try await client.execute(uri: "/items/7/parts", method: .put) { response in
                 #expect(response.status == .notFound)

@@ -50,8 +50,10 @@ public struct ErrorEnvelopeMiddleware<Context: RequestIDContext>: RouterMiddlewa
             return try await next(request, context)
         } catch {
             var apiError = APIError.from(error)
+            // HEAD is GET's to answer, so a path with GET is never a 405 for HEAD.
             if let error = error as? HTTPError, error.status == .notFound,
-               let allowed = document?.declaredMethods(forPath: request.uri.path), !allowed.contains(request.method.rawValue) {
+               let allowed = document?.declaredMethods(forPath: request.uri.path), !allowed.contains(request.method.rawValue),
+               !(request.method == .head && allowed.contains("GET")) {
                 apiError = APIError(.methodNotAllowed, code: .methodNotAllowed, message: "\(request.method) is not a method of this route",
                                     headers: [.allow: allowed.joined(separator: ", ")])
             }
