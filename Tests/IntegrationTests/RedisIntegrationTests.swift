@@ -1,6 +1,7 @@
 import Foundation
 import Platform
 import PlatformTesting
+import ServiceLifecycle
 import SharedModels
 import Synchronization
 import Testing
@@ -23,14 +24,142 @@ extension Integration {
 
         func worker(
             stream: String, consumer: String, visibility: Duration = .seconds(30), maxDeliveries: Int = 5,
+            shutdownGrace: Duration = .seconds(30),
             handler: @escaping @Sendable (StreamEntry) async throws -> Void
         ) throws -> StreamWorker {
             StreamWorker(
                 configuration: StreamWorkerConfiguration(
                     stream: stream, group: "testers", consumer: consumer, batchSize: 200, concurrency: 8,
                     blockTime: .milliseconds(200), visibilityTimeout: visibility, reclaimInterval: .milliseconds(100),
-                    maxDeliveries: maxDeliveries),
+                    maxDeliveries: maxDeliveries, shutdownGrace: shutdownGrace),
                 redis: try TestEnvironment.redis(), logger: TestEnvironment.logger, handler: handler)
+        }
+
+        func pendingCount(_ redis: RedisClient, _ stream: String) async throws -> Int? {
+            try await redis.execute(["XPENDING", stream, "testers"]).array?.first?.int.map(Int.init)
+        }
+
+        /// Six visibility timeouts long, on two workers: a job that renews its claim is never taken by the other
+        /// worker, never counted as redelivered, never dead-lettered (with maxDeliveries 2, one reclaim would do it).
+        @Test func aJobMuchLongerThanTheVisibilityTimeoutRunsOnceOnTwoWorkers() async throws {
+            try await withRedis { redis in
+                let stream = TestEnvironment.uniqueName("stream")
+                let log = DeliveryLog()
+                let finished = DeliveryLog()
+                let workers = try ["a", "b"].map { consumer in
+                    try worker(stream: stream, consumer: consumer, visibility: .seconds(5), maxDeliveries: 2) { entry in
+                        log.record(entry.id)
+                        try await Task.sleep(for: .seconds(30))
+                        finished.record(entry.id)
+                    }
+                }
+                try await withServices(workers) {
+                    let id = try #require(try await redis.execute(["XADD", stream, "*", "job", "long"]).string)
+                    let done = await waitUntil(timeout: .seconds(60)) { finished.count(id) == 1 }
+                    #expect(done)
+                    #expect(log.count(id) == 1, "the job started \(log.count(id)) times")
+                    let settled = try await waitUntil(timeout: .seconds(5)) { try await pendingCount(redis, stream) == 0 }
+                    #expect(settled)
+                    #expect(try await redis.execute(["XLEN", "\(stream):dead-letter"]).int == 0)
+                }
+                try await redis.execute(["DEL", stream, "\(stream):dead-letter"])
+            }
+        }
+
+        /// A worker process killed with SIGKILL in the middle of a job: another worker runs the job again, once.
+        @Test func aJobWhoseWorkerIsKilledRunsAgainElsewhereOnce() async throws {
+            try await withRedis { redis in
+                let stream = TestEnvironment.uniqueName("stream")
+                let configuration = try TestEnvironment.redis()
+                let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                let doomed = Process()
+                doomed.executableURL = root.appendingPathComponent(".build/debug/platform-bench")
+                doomed.arguments = ["stream-jobs", "--redis-host", configuration.host, "--redis-port", String(configuration.port),
+                                    "--stream", stream, "--consumer", "doomed", "--job-seconds", "60", "--visibility-ms", "2000"]
+                doomed.standardOutput = FileHandle.nullDevice
+                doomed.standardError = FileHandle.nullDevice
+                try doomed.run()
+                defer { if doomed.isRunning { kill(doomed.processIdentifier, SIGKILL) } }
+                func counter(_ kind: String, _ id: String) async throws -> Int {
+                    try await redis.execute(["GET", "\(stream):\(kind):\(id)"]).string.flatMap(Int.init) ?? 0
+                }
+                // The group exists once the process runs; the job goes in after.
+                let grouped = await waitUntil(timeout: .seconds(30)) {
+                    (try? await redis.execute(["XINFO", "GROUPS", stream]).array?.isEmpty == false) ?? false
+                }
+                #expect(grouped)
+                let id = try #require(try await redis.execute(["XADD", stream, "*", "job", "x"]).string)
+                let started = try await waitUntil(timeout: .seconds(30)) { try await counter("started", id) == 1 }
+                #expect(started)
+                kill(doomed.processIdentifier, SIGKILL)
+                doomed.waitUntilExit()
+
+                let survivor = try worker(stream: stream, consumer: "survivor", visibility: .seconds(2)) { entry in
+                    _ = try await redis.execute(["INCR", "\(stream):started:\(entry.id)"])
+                    _ = try await redis.execute(["INCR", "\(stream):finished:\(entry.id)"])
+                }
+                try await withServices([survivor]) {
+                    let finished = try await waitUntil(timeout: .seconds(20)) { try await counter("finished", id) == 1 }
+                    #expect(finished)
+                    let settled = try await waitUntil(timeout: .seconds(5)) { try await pendingCount(redis, stream) == 0 }
+                    #expect(settled)
+                }
+                let starts = try await counter("started", id), finishes = try await counter("finished", id)
+                #expect(starts == 2, "once in the killed worker, once in the survivor")
+                #expect(finishes == 1)
+                try await redis.execute(["DEL", stream, "\(stream):started:\(id)", "\(stream):finished:\(id)"])
+            }
+        }
+
+        @Test func fastJobsAreAcknowledgedWhileASlowOneRuns() async throws {
+            try await withRedis { redis in
+                let stream = TestEnvironment.uniqueName("stream")
+                let release = AsyncStream<Void>.makeStream()
+                let consumer = try worker(stream: stream, consumer: "c") { entry in
+                    if entry["kind"] == Array("slow".utf8) { for await _ in release.stream { break } }
+                }
+                try await withServices([consumer]) {
+                    try await redis.execute(["XADD", stream, "*", "kind", "slow"])
+                    for _ in 0..<20 { try await redis.execute(["XADD", stream, "*", "kind", "fast"]) }
+                    // Only the slow job is left pending: the fast ones were acknowledged as they ended.
+                    let onlySlow = try await waitUntil(timeout: .seconds(10)) { try await pendingCount(redis, stream) == 1 }
+                    #expect(onlySlow)
+                    release.continuation.yield()
+                    let settled = try await waitUntil(timeout: .seconds(10)) { try await pendingCount(redis, stream) == 0 }
+                    #expect(settled)
+                }
+                try await redis.execute(["DEL", stream])
+            }
+        }
+
+        /// Graceful shutdown stops reading at once, lets a job that ends within the grace period finish and be
+        /// acknowledged, and hands one that does not back, unacknowledged, when the grace period ends.
+        @Test func gracefulShutdownFinishesOrHandsBackWithinTheGracePeriod() async throws {
+            try await withRedis { redis in
+                for (jobSeconds, acknowledged) in [(1, true), (30, false)] {
+                    let stream = TestEnvironment.uniqueName("stream")
+                    let started = DeliveryLog()
+                    let consumer = try worker(stream: stream, consumer: "c", shutdownGrace: .seconds(3)) { entry in
+                        started.record(entry.id)
+                        try await Task.sleep(for: .seconds(jobSeconds))
+                    }
+                    let group = ServiceGroup(configuration: .init(
+                        services: [.init(service: consumer)], gracefulShutdownSignals: [], logger: TestEnvironment.logger))
+                    let running = Task { try await group.run() }
+                    let id = try #require(try await redis.execute(["XADD", stream, "*", "job", "x"]).string)
+                    #expect(await waitUntil(timeout: .seconds(10)) { started.count(id) == 1 })
+                    let shutdownStarted = ContinuousClock.now
+                    await group.triggerGracefulShutdown()
+                    // Published after shutdown began: never read.
+                    let late = try #require(try await redis.execute(["XADD", stream, "*", "job", "late"]).string)
+                    try await running.value
+                    #expect(ContinuousClock.now - shutdownStarted < .seconds(6))
+                    #expect(started.count(late) == 0)
+                    let pending = try StreamCommands.pendingReply(try await redis.execute(["XPENDING", stream, "testers", "-", "+", "10"]))
+                    #expect(pending.contains { $0.id == id } == !acknowledged, "job of \(jobSeconds) s")
+                    try await redis.execute(["DEL", stream])
+                }
+            }
         }
 
         @Test func commandsAreBinarySafeAndPipelined() async throws {

@@ -13,7 +13,7 @@ struct PlatformBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "platform-bench",
         abstract: "Benchmarks of the platform's building blocks.",
-        subcommands: [Copy.self, StandInUpstream.self, Vault.self, SchedulerLag.self]
+        subcommands: [Copy.self, StandInUpstream.self, Vault.self, SchedulerLag.self, StreamJobs.self]
     )
 }
 
@@ -86,6 +86,36 @@ struct StandInUpstream: AsyncParsableCommand {
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
         try await app.runService()
+    }
+}
+
+/// A stream worker in a process of its own whose jobs sleep, counting their starts and finishes in Redis: the
+/// process the integration tests kill in the middle of a job.
+struct StreamJobs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stream-jobs", abstract: "Consume a stream with jobs that sleep; count starts and finishes in Redis.")
+
+    @Option(help: "Redis host.") var redisHost = "127.0.0.1"
+    @Option(help: "Redis port.") var redisPort: Int
+    @Option(help: "The stream (consumer group `testers`).") var stream: String
+    @Option(help: "This worker's consumer name.") var consumer: String
+    @Option(help: "Seconds each job sleeps.") var jobSeconds: Double = 30
+    @Option(help: "Visibility timeout in milliseconds.") var visibilityMs: Int = 2000
+
+    func run() async throws {
+        let redis = RedisConfiguration(host: redisHost, port: redisPort)
+        let logger = Logger(label: "stream-jobs")
+        let counters = RedisClient(configuration: redis, logger: logger)
+        let worker = StreamWorker(
+            configuration: .init(stream: stream, group: "testers", consumer: consumer, blockTime: .milliseconds(200),
+                                 visibilityTimeout: .milliseconds(visibilityMs), reclaimInterval: .milliseconds(100)),
+            redis: redis, logger: logger
+        ) { [stream, jobSeconds] entry in
+            _ = try await counters.execute(["INCR", "\(stream):started:\(entry.id)"])
+            try await Task.sleep(for: .milliseconds(Int(jobSeconds * 1000)))
+            _ = try await counters.execute(["INCR", "\(stream):finished:\(entry.id)"])
+        }
+        try await withRunningServices([counters, worker]) { try await Task.sleep(for: .seconds(3600)) }
     }
 }
 

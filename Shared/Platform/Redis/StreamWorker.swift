@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// How a ``StreamWorker`` consumes its stream.
 public struct StreamWorkerConfiguration: Sendable {
@@ -35,13 +36,18 @@ public struct StreamWorkerConfiguration: Sendable {
     public var deadLetterStream: String
     /// Where a new group starts.
     public var start: Start
+    /// How often a running job renews its claim (`XCLAIM ... JUSTID`), well inside the visibility timeout.
+    public var renewInterval: Duration
+    /// How long graceful shutdown waits for running jobs before it cancels them and leaves them unacknowledged.
+    public var shutdownGrace: Duration
 
-    /// Creates a configuration with sensible defaults.
+    /// Creates a configuration with sensible defaults. `batchSize` caps a read; a worker never reads more entries
+    /// than it has free handler slots.
     public init(
         stream: String, group: String, consumer: String, batchSize: Int = 100, concurrency: Int = 16,
         blockTime: Duration = .seconds(1), visibilityTimeout: Duration = .seconds(60),
         reclaimInterval: Duration? = nil, maxDeliveries: Int = 5, deadLetterStream: String? = nil,
-        start: Start = .beginning
+        start: Start = .beginning, renewInterval: Duration? = nil, shutdownGrace: Duration = .seconds(30)
     ) {
         self.stream = stream
         self.group = group
@@ -54,6 +60,8 @@ public struct StreamWorkerConfiguration: Sendable {
         self.maxDeliveries = maxDeliveries
         self.deadLetterStream = deadLetterStream ?? "\(stream):dead-letter"
         self.start = start
+        self.renewInterval = renewInterval ?? visibilityTimeout / 3
+        self.shutdownGrace = shutdownGrace
     }
 }
 
@@ -78,12 +86,17 @@ public struct StreamWorkerObserver: Sendable {
     }
 }
 
-/// Consumes a stream through a consumer group: at-least-once delivery across any number of replicas.
+/// Consumes a stream through a consumer group: at-least-once delivery across any number of replicas, for jobs
+/// that run for seconds or for an hour.
 ///
-/// It reads with `XREADGROUP ... BLOCK` on a connection and thread of its own, runs handlers with bounded
-/// concurrency, acknowledges after success, claims entries abandoned by dead consumers with `XAUTOCLAIM`,
-/// moves entries delivered `maxDeliveries` times to a dead-letter stream, and reconnects with back-off when
-/// Redis goes away. Handlers must be idempotent.
+/// Each entry read is a job with its own lease: while its handler runs, the claim is renewed (`XCLAIM ... JUSTID`,
+/// which resets the entry's idle time without counting a delivery), so no other replica's `XAUTOCLAIM` takes a job
+/// that is merely slow; it is acknowledged as soon as its handler returns. The worker reads only as many entries as
+/// it has free handler slots, claims entries whose consumer died once they are idle for the visibility timeout, and
+/// moves entries delivered `maxDeliveries` times to a dead-letter stream in one Lua script (two replicas cannot both
+/// move one). A delivery count therefore means "a runner died or failed", never "a job was slow". On graceful shutdown
+/// it stops reading, lets running jobs finish for up to `shutdownGrace`, then cancels them and leaves them
+/// unacknowledged for another replica. It reconnects with back-off when Redis goes away. Handlers must be idempotent.
 public final class StreamWorker: Service, Sendable {
     /// What and how it consumes.
     public let configuration: StreamWorkerConfiguration
@@ -108,148 +121,373 @@ public final class StreamWorker: Service, Sendable {
         self.logger = logger
     }
 
-    /// Consumes until graceful shutdown; the batch in flight is finished and acknowledged first.
+    /// Consumes until graceful shutdown or cancellation (see the type's summary for what happens to running jobs).
     public func run() async throws {
-        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        // One thread blocks in XREADGROUP; the other carries renewals and acknowledgements meanwhile.
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
         defer { threadPool.shutdownGracefully { _ in } }
-        var session: Session?
+        let reader = RedisLink(redis, commandTimeout: configuration.blockTime + redis.timeout, threadPool: threadPool)
+        let control = RedisLink(redis, commandTimeout: redis.timeout, threadPool: threadPool)
+        let slots = JobSlots(count: max(1, configuration.concurrency))
+        let acknowledgements = Acknowledgements()
+        await withDiscardingTaskGroup { worker in
+            worker.addTask { await self.acknowledge(acknowledgements, control: control) }
+            await withDiscardingTaskGroup { jobs in
+                await read(into: &jobs, reader: reader, control: control, slots: slots, acknowledgements: acknowledgements)
+                // Reading has stopped: running jobs get their grace period, then are cancelled unacknowledged.
+                if !Task.isCancelled, await !slots.waitUntilAllFree(for: configuration.shutdownGrace) {
+                    logger.warning("jobs still running after the shutdown grace period; handing them back", metadata: [
+                        "running": "\(slots.busy)",
+                    ])
+                    jobs.cancelAll()
+                }
+            }
+            // Every job has ended: what finished is acknowledged before the worker stops.
+            acknowledgements.finish()
+        }
+        reader.close()
+        control.close()
+    }
+
+    private func read(
+        into jobs: inout DiscardingTaskGroup, reader: RedisLink, control: RedisLink, slots: JobSlots, acknowledgements: Acknowledgements
+    ) async {
         var backoff = Duration.milliseconds(100)
         var lastReclaim = ContinuousClock.now - configuration.reclaimInterval
+        var cursor = "0-0"
+        var groupReady = false
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            await slots.waitForFree()
+            if Task.isCancelled || Task.isShuttingDownGracefully { break }
+            let free = min(slots.free, max(1, configuration.batchSize))
             do {
-                if session == nil {
-                    let connected = try await Session.open(redis, configuration: configuration, threadPool: threadPool)
-                    try await connected.ensureGroup()
-                    session = connected
+                if !groupReady {
+                    try await ensureGroup(reader)
+                    groupReady = true
                     backoff = .milliseconds(100)
                 }
-                guard let session else { continue }
+                var entries: [StreamEntry]
                 if ContinuousClock.now - lastReclaim >= configuration.reclaimInterval {
                     lastReclaim = .now
-                    try await process(try await reclaim(session), session: session)
+                    try await deadLetter(control)
+                    (entries, cursor) = try await reclaim(reader, cursor: cursor, count: free)
+                } else {
+                    entries = try await readNew(reader, count: free)
                 }
-                try await process(try await session.readNew(), session: session)
+                if Task.isShuttingDownGracefully, !entries.isEmpty {
+                    // A read that was waiting when shutdown began: these stay pending, unstarted, for another replica.
+                    logger.info("leaving entries read during shutdown to other replicas", metadata: ["count": "\(entries.count)"])
+                    break
+                }
+                for entry in entries {
+                    slots.take()
+                    jobs.addTask { await self.runJob(entry, control: control, slots: slots, acknowledgements: acknowledgements) }
+                }
             } catch let error as RedisError where error.code == .server("NOGROUP") {
                 // The stream or group vanished (Redis restarted without persistence): create it again.
                 logger.warning("consumer group missing; recreating it")
-                try? await session?.ensureGroup()
+                groupReady = false
             } catch {
                 if Task.isCancelled { break }
                 logger.warning("stream worker lost redis; reconnecting", metadata: ["error": "\(error)", "backoff": "\(backoff)"])
-                session?.connection.close()
-                session = nil
+                reader.close()
+                groupReady = false
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }
         }
-        session?.connection.close()
     }
 
-    /// Moves over-delivered entries to the dead-letter stream, then claims the rest of the abandoned ones.
-    private func reclaim(_ session: Session) async throws -> [StreamEntry] {
-        let idle = String(configuration.visibilityTimeout.wholeMilliseconds)
-        let pending = try StreamCommands.pendingReply(try await session.execute([
-            "XPENDING", configuration.stream, configuration.group, "IDLE", idle, "-", "+", String(configuration.batchSize),
-        ]))
-        let exhausted = pending.filter { $0.deliveries >= Int64(configuration.maxDeliveries) }
-        for entry in exhausted {
-            let found = try await session.execute(["XRANGE", configuration.stream, entry.id, entry.id])
-            var fields = found.array?.first.flatMap(StreamCommands.entry)?.fields ?? []
-            fields += [("dead_letter_source_id", Array(entry.id.utf8)),
-                       ("dead_letter_deliveries", Array(String(entry.deliveries).utf8))]
-            try await session.execute(bytes: StreamCommands.xadd(
-                stream: configuration.deadLetterStream, fields: fields, maxLength: 100_000))
-            try await session.execute(["XACK", configuration.stream, configuration.group, entry.id])
-            logger.error("entry moved to dead-letter stream", metadata: ["entry": "\(entry.id)", "deliveries": "\(entry.deliveries)"])
+    /// One job: the handler, its claim renewed beside it, and its acknowledgement as soon as it succeeds.
+    private func runJob(_ entry: StreamEntry, control: RedisLink, slots: JobSlots, acknowledgements: Acknowledgements) async {
+        defer { slots.free(1) }
+        let succeeded = await withTaskGroup(of: Void.self) { renewals -> Bool in
+            renewals.addTask { await self.renew(entry.id, control: control) }
+            defer { renewals.cancelAll() }
+            do {
+                try await handler(entry)
+                return true
+            } catch {
+                if !Task.isCancelled {
+                    logger.warning("stream handler failed; entry stays pending", metadata: ["entry": "\(entry.id)", "error": "\(error)"])
+                }
+                return false
+            }
         }
-        if !exhausted.isEmpty { observer.onDeadLettered(exhausted.count) }
-        let claimed = try StreamCommands.autoClaimReply(try await session.execute([
-            "XAUTOCLAIM", configuration.stream, configuration.group, configuration.consumer, idle, "0-0",
-            "COUNT", String(configuration.batchSize),
+        guard succeeded else {
+            observer.onFailed(1)
+            return
+        }
+        acknowledgements.add(entry.id)
+    }
+
+    private func renew(_ id: String, control: RedisLink) async {
+        while true {
+            do {
+                try await Task.sleep(for: configuration.renewInterval)
+            } catch {
+                return
+            }
+            do {
+                try await control.execute(["XCLAIM", configuration.stream, configuration.group, configuration.consumer, "0", id, "JUSTID"])
+            } catch {
+                logger.warning("could not renew a job's claim", metadata: ["entry": "\(id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Sends the acknowledgements of finished jobs as they come: one XACK for all that finished since the last, so a
+    /// job is acknowledged a round trip after it ends and no slower job holds it. A failed XACK is tried again while
+    /// Redis is away, for up to the visibility timeout (after that another replica may have the entries, and running
+    /// them twice is what idempotent handlers are for).
+    private func acknowledge(_ acknowledgements: Acknowledgements, control: RedisLink) async {
+        while let ids = await acknowledgements.next() {
+            let deadline = ContinuousClock.now + configuration.visibilityTimeout
+            var backoff = Duration.milliseconds(50)
+            while true {
+                do {
+                    try await control.execute(["XACK", configuration.stream, configuration.group] + ids)
+                    observer.onProcessed(ids.count)
+                    break
+                } catch {
+                    guard ContinuousClock.now + backoff < deadline, !Task.isCancelled else {
+                        logger.error("could not acknowledge finished jobs; they will run again", metadata: [
+                            "count": "\(ids.count)", "error": "\(error)",
+                        ])
+                        break
+                    }
+                    try? await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(2))
+                }
+            }
+        }
+    }
+
+    private func ensureGroup(_ link: RedisLink) async throws {
+        do {
+            try await link.execute(["XGROUP", "CREATE", configuration.stream, configuration.group,
+                                    configuration.start.rawValue, "MKSTREAM"])
+        } catch let error as RedisError where error.code == .server("BUSYGROUP") {
+            return
+        }
+    }
+
+    private func readNew(_ link: RedisLink, count: Int) async throws -> [StreamEntry] {
+        try StreamCommands.readReply(try await link.execute([
+            "XREADGROUP", "GROUP", configuration.group, configuration.consumer,
+            "COUNT", String(count), "BLOCK", String(max(1, configuration.blockTime.wholeMilliseconds)),
+            "STREAMS", configuration.stream, ">",
+        ]))
+    }
+
+    /// Claims entries idle for the visibility timeout (their consumer died), going on from `cursor`.
+    private func reclaim(_ link: RedisLink, cursor: String, count: Int) async throws -> ([StreamEntry], String) {
+        let claimed = try StreamCommands.autoClaimReply(try await link.execute([
+            "XAUTOCLAIM", configuration.stream, configuration.group, configuration.consumer,
+            String(configuration.visibilityTimeout.wholeMilliseconds), cursor, "COUNT", String(count),
         ]))
         if !claimed.entries.isEmpty {
             logger.info("claimed abandoned entries", metadata: ["count": "\(claimed.entries.count)"])
         }
-        return claimed.entries
+        return (claimed.entries, claimed.cursor)
     }
 
-    /// Runs the handler on each entry, at most `concurrency` at once, then acknowledges the successes together.
-    private func process(_ entries: [StreamEntry], session: Session) async throws {
-        guard !entries.isEmpty else { return }
-        let limit = max(1, configuration.concurrency)
-        let succeeded = await withTaskGroup(of: String?.self) { group in
-            var succeeded: [String] = []
-            var running = 0
-            for entry in entries {
-                if running >= limit, let done = await group.next() {
-                    running -= 1
-                    if let done { succeeded.append(done) }
-                }
-                running += 1
-                group.addTask { [handler, logger] in
-                    do {
-                        try await handler(entry)
-                        return entry.id
-                    } catch {
-                        logger.warning("stream handler failed; entry stays pending", metadata: ["entry": "\(entry.id)", "error": "\(error)"])
-                        return nil
-                    }
-                }
-            }
-            for await done in group {
-                if let done { succeeded.append(done) }
-            }
-            return succeeded
+    /// Moves idle entries delivered `maxDeliveries` times to the dead-letter stream, atomically.
+    private func deadLetter(_ link: RedisLink) async throws {
+        let moved = try await link.execute([
+            "EVAL", Self.deadLetterScript, "2", configuration.stream, configuration.deadLetterStream,
+            configuration.group, String(configuration.visibilityTimeout.wholeMilliseconds),
+            String(configuration.maxDeliveries), String(max(1, configuration.batchSize)),
+        ]).int ?? 0
+        if moved > 0 {
+            logger.error("entries moved to the dead-letter stream", metadata: ["count": "\(moved)"])
+            observer.onDeadLettered(Int(moved))
         }
-        if !succeeded.isEmpty {
-            try await session.execute(["XACK", configuration.stream, configuration.group] + succeeded)
-            observer.onProcessed(succeeded.count)
-        }
-        if succeeded.count < entries.count { observer.onFailed(entries.count - succeeded.count) }
     }
 
-    /// The worker's own connection and thread: a blocking read never holds anyone else's.
-    private struct Session: Sendable {
-        let connection: RedisConnection
-        let threadPool: NIOThreadPool
-        let configuration: StreamWorkerConfiguration
+    /// KEYS: stream, dead-letter stream. ARGV: group, idle ms, max deliveries, count. The check and the move are one
+    /// script, so an entry is moved once however many replicas look at it, and never while its job renews it.
+    static let deadLetterScript = """
+        local moved = 0
+        for _, p in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[2], '-', '+', ARGV[4])) do
+          local id, deliveries = p[1], p[4]
+          if deliveries >= tonumber(ARGV[3]) then
+            local fields = {}
+            local found = redis.call('XRANGE', KEYS[1], id, id)
+            if found[1] then fields = found[1][2] end
+            table.insert(fields, 'dead_letter_source_id'); table.insert(fields, id)
+            table.insert(fields, 'dead_letter_deliveries'); table.insert(fields, tostring(deliveries))
+            redis.call('XADD', KEYS[2], 'MAXLEN', '~', '100000', '*', unpack(fields))
+            redis.call('XACK', KEYS[1], ARGV[1], id)
+            moved = moved + 1
+          end
+        end
+        return moved
+        """
+}
 
-        static func open(
-            _ redis: RedisConfiguration, configuration: StreamWorkerConfiguration, threadPool: NIOThreadPool
-        ) async throws -> Session {
-            let connection = try await threadPool.runIfActive {
-                try RedisConnection.connectBlocking(redis, commandTimeout: configuration.blockTime + redis.timeout)
+/// A Redis connection of a worker's own, opened on first use and again after a failure, each command run on the
+/// worker's thread pool even for a cancelled task (a finished job's acknowledgement must still go out). Commands are
+/// serialized: renewals and acknowledgements of concurrent jobs take turns.
+final class RedisLink: Sendable {
+    private let configuration: RedisConfiguration
+    private let commandTimeout: Duration
+    private let threadPool: NIOThreadPool
+    private let connection = Mutex<RedisConnection?>(nil)
+
+    init(_ configuration: RedisConfiguration, commandTimeout: Duration, threadPool: NIOThreadPool) {
+        self.configuration = configuration
+        self.commandTimeout = commandTimeout
+        self.threadPool = threadPool
+    }
+
+    @discardableResult
+    func execute(_ arguments: [String]) async throws -> RedisReply {
+        let bytes = arguments.map { Array($0.utf8) }
+        return try await withCheckedThrowingContinuation { continuation in
+            threadPool.submit { [self] state in
+                guard case .active = state else {
+                    continuation.resume(throwing: RedisError(code: .connectionFailure, reason: "the worker is stopping"))
+                    return
+                }
+                continuation.resume(with: Result { try self.executeBlocking(bytes) })
             }
-            return Session(connection: connection, threadPool: threadPool, configuration: configuration)
         }
+    }
 
-        @discardableResult
-        func execute(_ arguments: [String]) async throws -> RedisReply {
-            try await execute(bytes: arguments.map { Array($0.utf8) })
-        }
-
-        @discardableResult
-        func execute(bytes arguments: [[UInt8]]) async throws -> RedisReply {
-            try await threadPool.runIfActive { [connection] in try connection.execute(bytes: arguments).checked() }
-        }
-
-        func ensureGroup() async throws {
+    private func executeBlocking(_ arguments: [[UInt8]]) throws -> RedisReply {
+        try connection.withLock { connection in
             do {
-                try await execute(["XGROUP", "CREATE", configuration.stream, configuration.group,
-                                   configuration.start.rawValue, "MKSTREAM"])
-            } catch let error as RedisError where error.code == .server("BUSYGROUP") {
-                return
+                if connection == nil {
+                    connection = try RedisConnection.connectBlocking(configuration, commandTimeout: commandTimeout)
+                }
+                return try connection!.execute(bytes: arguments).checked()
+            } catch let error as RedisError where !error.isConnectionLevel {
+                throw error
+            } catch {
+                connection?.close()
+                connection = nil
+                throw error
             }
         }
+    }
 
-        func readNew() async throws -> [StreamEntry] {
-            let block = configuration.blockTime.wholeMilliseconds
-            return try StreamCommands.readReply(try await execute([
-                "XREADGROUP", "GROUP", configuration.group, configuration.consumer,
-                "COUNT", String(configuration.batchSize), "BLOCK", String(max(1, block)),
-                "STREAMS", configuration.stream, ">",
-            ]))
+    func close() {
+        connection.withLock { connection in
+            connection?.close()
+            connection = nil
         }
+    }
+}
+
+/// The ids of finished jobs waiting for their XACK.
+final class Acknowledgements: Sendable {
+    private struct State {
+        var ids: [String] = []
+        var finished = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func add(_ id: String) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.ids.append(id)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// No more ids will come; ``next()`` returns what is left, then `nil`.
+    func finish() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// The ids added since the last call, waiting for at least one; `nil` once finished and drained.
+    func next() async -> [String]? {
+        while true {
+            let (ids, finished) = state.withLock { state -> ([String], Bool) in
+                defer { state.ids = [] }
+                return (state.ids, state.finished)
+            }
+            if !ids.isEmpty { return ids }
+            if finished { return nil }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waits = state.withLock { state -> Bool in
+                    guard state.ids.isEmpty, !state.finished else { return false }
+                    state.waiter = continuation
+                    return true
+                }
+                if !waits { continuation.resume() }
+            }
+        }
+    }
+}
+
+/// The worker's handler slots: how many jobs run, and waiting for one to free.
+final class JobSlots: Sendable {
+    private struct State {
+        var free: Int
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let total: Int
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        total = count
+        state = Mutex(State(free: count))
+    }
+
+    var free: Int { state.withLock { $0.free } }
+    var busy: Int { total - free }
+
+    func take() { state.withLock { $0.free -= 1 } }
+
+    func free(_ count: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.free += count
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns once a slot is free (or the task is cancelled). One caller at a time: the worker's read loop.
+    func waitForFree() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Bool in
+                    if state.free > 0 || Task.isCancelled { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+    }
+
+    /// Whether every slot is free, waiting at most `limit`. Only shutdown waits for this: looking every 20 ms is
+    /// plenty beside jobs that run for seconds.
+    func waitUntilAllFree(for limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while free < total {
+            guard ContinuousClock.now < deadline, !Task.isCancelled else { return false }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
     }
 }
