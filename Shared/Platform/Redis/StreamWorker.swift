@@ -382,7 +382,7 @@ final class RedisLink: Sendable {
 }
 
 /// The ids of finished jobs waiting for their XACK.
-final class Acknowledgements: Sendable {
+package final class Acknowledgements: Sendable {
     private struct State {
         var ids: [String] = []
         var finished = false
@@ -391,7 +391,10 @@ final class Acknowledgements: Sendable {
 
     private let state = Mutex(State())
 
-    func add(_ id: String) {
+    package init() {}
+
+    /// A finished job's id, to acknowledge.
+    package func add(_ id: String) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.ids.append(id)
             defer { state.waiter = nil }
@@ -401,7 +404,7 @@ final class Acknowledgements: Sendable {
     }
 
     /// No more ids will come; ``next()`` returns what is left, then `nil`.
-    func finish() {
+    package func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.finished = true
             defer { state.waiter = nil }
@@ -411,7 +414,7 @@ final class Acknowledgements: Sendable {
     }
 
     /// The ids added since the last call, waiting for at least one; `nil` once finished and drained.
-    func next() async -> [String]? {
+    package func next() async -> [String]? {
         while true {
             let (ids, finished) = state.withLock { state -> ([String], Bool) in
                 defer { state.ids = [] }
@@ -432,7 +435,7 @@ final class Acknowledgements: Sendable {
 }
 
 /// The worker's handler slots: how many jobs run, and waiting for one to free.
-final class JobSlots: Sendable {
+package final class JobSlots: Sendable {
     private struct State {
         var free: Int
         var waiter: CheckedContinuation<Void, Never>?
@@ -441,17 +444,21 @@ final class JobSlots: Sendable {
     private let total: Int
     private let state: Mutex<State>
 
-    init(count: Int) {
+    package init(count: Int) {
         total = count
         state = Mutex(State(free: count))
     }
 
-    var free: Int { state.withLock { $0.free } }
-    var busy: Int { total - free }
+    /// Slots not running a job.
+    package var free: Int { state.withLock { $0.free } }
+    /// Slots running a job.
+    package var busy: Int { total - free }
 
-    func take() { state.withLock { $0.free -= 1 } }
+    /// A job starts.
+    package func take() { state.withLock { $0.free -= 1 } }
 
-    func free(_ count: Int) {
+    /// Jobs ended.
+    package func free(_ count: Int) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.free += count
             defer { state.waiter = nil }
@@ -461,7 +468,7 @@ final class JobSlots: Sendable {
     }
 
     /// Returns once a slot is free (or the task is cancelled). One caller at a time: the worker's read loop.
-    func waitForFree() async {
+    package func waitForFree() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let ready = state.withLock { state -> Bool in
@@ -482,7 +489,7 @@ final class JobSlots: Sendable {
 
     /// Whether every slot is free, waiting at most `limit`. Only shutdown waits for this: looking every 20 ms is
     /// plenty beside jobs that run for seconds.
-    func waitUntilAllFree(for limit: Duration) async -> Bool {
+    package func waitUntilAllFree(for limit: Duration) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while free < total {
             guard ContinuousClock.now < deadline, !Task.isCancelled else { return false }
