@@ -1,4 +1,5 @@
 import Platform
+import PlatformTesting
 import Synchronization
 import Testing
 
@@ -21,15 +22,20 @@ final class FakeConnection: PooledConnection {
     func close() { closed.update { $0 = true } }
 }
 
+/// A pool of fake connections and the count of connections it opened; the first `failFirst` opens fail.
+func makeFakePool(max: Int, timeout: Duration, failFirst: Int = 0) -> (ConnectionPool<FakeConnection>, Shared<Int>) {
+    let created = Shared(0)
+    let pool = ConnectionPool<FakeConnection>(name: "fake", maxConnections: max, acquireTimeout: timeout) {
+        let number = created.update { $0 += 1; return $0 }
+        if number <= failFirst { throw ConnectionPoolError(code: .closed, pool: "factory") }
+        return FakeConnection(id: number)
+    }
+    return (pool, created)
+}
+
 @Suite struct ConnectionPoolTests {
     private func makePool(max: Int, timeout: Duration = .seconds(5), failFirst: Int = 0) -> (ConnectionPool<FakeConnection>, Shared<Int>) {
-        let created = Shared(0)
-        let pool = ConnectionPool<FakeConnection>(name: "fake", maxConnections: max, acquireTimeout: timeout) {
-            let number = created.update { $0 += 1; return $0 }
-            if number <= failFirst { throw ConnectionPoolError(code: .closed, pool: "factory") }
-            return FakeConnection(id: number)
-        }
-        return (pool, created)
+        makeFakePool(max: max, timeout: timeout, failFirst: failFirst)
     }
 
     @Test func neverOpensMoreThanTheLimit() async throws {
@@ -130,11 +136,7 @@ final class FakeConnection: PooledConnection {
 
 @Suite struct ConnectionPoolConcurrencyTests {
     private func makePool(max: Int, timeout: Duration) -> (ConnectionPool<FakeConnection>, Shared<Int>) {
-        let created = Shared(0)
-        let pool = ConnectionPool<FakeConnection>(name: "fake", maxConnections: max, acquireTimeout: timeout) {
-            FakeConnection(id: created.update { $0 += 1; return $0 })
-        }
-        return (pool, created)
+        makeFakePool(max: max, timeout: timeout)
     }
 
     /// Runs `body` beside the pool's expiry loop.
@@ -210,14 +212,14 @@ final class FakeConnection: PooledConnection {
         try await running(pool) {
             try await pool.withConnection { _ in
                 let pair = Task { try await pool.withConnections(2) { _ in order.update { $0.append("pair") } } }
-                #expect(await waitUntil { pool.counts.waiting == 1 })
+                #expect(await waitUntil(timeout: .seconds(5)) { pool.counts.waiting == 1 })
                 let single = Task { try await pool.withConnection { _ in order.update { $0.append("single") } } }
-                #expect(await waitUntil { pool.counts.waiting == 2 })
+                #expect(await waitUntil(timeout: .seconds(5)) { pool.counts.waiting == 2 })
                 // One connection is free, but the pair at the head of the queue needs two: the single waits its turn.
                 #expect(order.value.isEmpty)
                 _ = (pair, single)
             }
-            try await waitFor(order) { $0.count == 2 }
+            #expect(await waitUntil(timeout: .seconds(5)) { order.value.count == 2 })
         }
         #expect(order.value == ["pair", "single"])
     }
@@ -228,24 +230,10 @@ final class FakeConnection: PooledConnection {
         _ = held
         try await pool.withConnection { _ in
             let waiter = Task { try await pool.withConnection { _ in } }
-            #expect(await waitUntil { pool.counts.waiting == 1 })
+            #expect(await waitUntil(timeout: .seconds(5)) { pool.counts.waiting == 1 })
             pool.close()
             await #expect(throws: ConnectionPoolError.self) { try await waiter.value }
         }
         await #expect(throws: ConnectionPoolError.self) { try await pool.withConnections(1) { _ in } }
-    }
-
-    private func waitUntil(_ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-        return false
-    }
-
-    private func waitFor<V: Sendable>(_ shared: Shared<V>, _ condition: (V) -> Bool) async throws {
-        let met = await waitUntil { condition(shared.value) }
-        #expect(met)
     }
 }
