@@ -42,3 +42,100 @@ public struct InternalConnectionCredentials: Codable, Sendable, Equatable, Custo
         "connection \(connectionID) \(username)@\(host):\(port)/\(database) (vault \(vaultPath) v\(secretVersion), password redacted)"
     }
 }
+
+/// The body of connections-vault's `POST /internal/connections/match`: a database that a pipeline specification
+/// names inline (`{host, port, database}`), to be turned into the connection that reaches it.
+public struct InternalConnectionMatchRequest: Codable, Sendable, Equatable {
+    /// Compared without regard to case.
+    public var host: String
+    /// 5432 when absent.
+    public var port: Int?
+    /// Compared exactly.
+    public var database: String
+
+    public init(host: String, port: Int? = nil, database: String) {
+        self.host = host
+        self.port = port
+        self.database = database
+    }
+}
+
+/// The answer of `POST /internal/connections/match`: the active connections whose latest credentials name that
+/// host, port and database, in id order. A caller binds a specification to a connection only when there is
+/// exactly one.
+public struct InternalConnectionMatchResponse: Codable, Sendable, Equatable {
+    public var connectionIDs: [Int64]
+
+    public init(connectionIDs: [Int64]) {
+        self.connectionIDs = connectionIDs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case connectionIDs = "connection_ids"
+    }
+}
+
+/// The structure of one table of a connection's database: the answer of connections-vault's
+/// `GET /internal/connections/{id}/schema/{table}`, and of the public `GET /api/v1/connections/{id}/schema/{table}`
+/// (`002-platform-api.md`, "Получение схемы таблицы").
+public struct InternalTableSchema: Codable, Sendable, Equatable {
+    /// A column, in the table's order.
+    public struct Column: Codable, Sendable, Equatable {
+        public var name: String
+        /// The type as PostgreSQL's `format_type` writes it (`character varying(40)`, `numeric(12,2)`).
+        public var type: String
+        public var nullable: Bool
+        public var primaryKey: Bool
+        /// The default expression, when the column has one.
+        public var defaultValue: String?
+
+        public init(name: String, type: String, nullable: Bool, primaryKey: Bool, defaultValue: String? = nil) {
+            self.name = name
+            self.type = type
+            self.nullable = nullable
+            self.primaryKey = primaryKey
+            self.defaultValue = defaultValue
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, type, nullable
+            case primaryKey = "primary_key"
+            case defaultValue = "default"
+        }
+    }
+
+    /// An index, with its columns in key order.
+    public struct Index: Codable, Sendable, Equatable {
+        public var name: String
+        public var columns: [String]
+        public var unique: Bool
+
+        public init(name: String, columns: [String], unique: Bool) {
+            self.name = name
+            self.columns = columns
+            self.unique = unique
+        }
+    }
+
+    public var schema: String
+    public var tableName: String
+    public var columns: [Column]
+    /// Exact below 100,000 rows, the planner's estimate above. connections-vault always sends it (and the indexes);
+    /// both are optional so that a reader that needs only the columns can be given only the columns.
+    public var rowCount: Int64?
+    public var indexes: [Index]?
+
+    public init(schema: String, tableName: String, columns: [Column], rowCount: Int64? = nil, indexes: [Index]? = nil) {
+        self.schema = schema
+        self.tableName = tableName
+        self.columns = columns
+        self.rowCount = rowCount
+        self.indexes = indexes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case schema, columns, indexes
+        case tableName = "table_name"
+        case rowCount = "row_count"
+    }
+}

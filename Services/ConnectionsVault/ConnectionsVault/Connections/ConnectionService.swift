@@ -100,15 +100,16 @@ struct ConnectionService: Sendable {
         try await inspector.tables(try await credentials(of: id, actor: actor))
     }
 
-    /// `schema.table`, or `table` in `public`; 404 when there is no such table.
-    func table(id: Int64, qualifiedName: String, actor: SecretActor) async throws -> TableSchema {
+    /// `schema.table`, or `table` in `public`; 404 when there is no such table. With `activeOnly` (other services'
+    /// reads), an inactive connection is refused as ``credentialsForService(id:actor:)`` refuses it.
+    func table(id: Int64, qualifiedName: String, actor: SecretActor, activeOnly: Bool = false) async throws -> InternalTableSchema {
         let parts = qualifiedName.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts[0])
         guard !schema.isEmpty, !name.isEmpty, schema.count <= 63, name.count <= 63,
               !(schema + name).unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw APIError.validation(field: "table", reason: "must be table or schema.table, each at most 63 characters")
         }
-        let credentials = try await credentials(of: id, actor: actor)
+        let credentials = try await credentials(of: id, activeOnly: activeOnly, actor: actor)
         guard let table = try await inspector.table(credentials, schema: schema, name: name) else {
             throw APIError.notFound("table", id: "\(schema).\(name)")
         }
@@ -118,10 +119,7 @@ struct ConnectionService: Sendable {
     /// What another service needs to reach the connection's database (`GET /internal/connections/{id}/credentials`).
     /// An inactive connection is refused: its tasks are not meant to run.
     func credentialsForService(id: Int64, actor: SecretActor) async throws -> InternalConnectionCredentials {
-        guard let connection = try await connections.find(id: id) else { throw APIError.notFound("connection", id: String(id)) }
-        guard connection.isActive else {
-            throw APIError(.conflict, code: .connectorError, message: "Connection \(id) is inactive", details: ["connection_id": .number(Double(id))])
-        }
+        let connection = try await connection(id: id, activeOnly: true)
         let (credentials, version) = try await latestCredentials(of: connection, actor: actor)
         return InternalConnectionCredentials(
             connectionID: connection.id, name: connection.name, environment: connection.environment, vaultPath: connection.vaultPath,
@@ -129,17 +127,74 @@ struct ConnectionService: Sendable {
             username: credentials.username, password: credentials.password, sslmode: credentials.sslMode)
     }
 
-    /// The credentials from the vault, read for this one use.
-    private func credentials(of id: Int64, actor: SecretActor) async throws -> ConnectionCredentials {
+    /// At most this many active connections are compared by ``matching(host:port:database:actor:)``, the lowest ids
+    /// first: each costs a vault read (and its audit record).
+    static let matchLimit = 1000
+    /// Vault reads a match keeps in flight.
+    static let matchConcurrency = 4
+
+    /// The ids of the active connections whose latest credentials name `host` (in any case), `port` (5432 when
+    /// `nil`) and `database` (exactly), in id order (`POST /internal/connections/match`). Connections whose vault
+    /// entry is missing or incomplete match nothing; a vault that cannot be read fails the whole match rather than
+    /// answer with fewer ids.
+    func matching(host: String, port: Int?, database: String, actor: SecretActor) async throws -> [Int64] {
+        guard !host.isEmpty, host.count <= 255 else { throw APIError.validation(field: "host", reason: "must be 1 to 255 characters") }
+        let wantedPort = port ?? 5432
+        guard (1...65535).contains(wantedPort) else { throw APIError.validation(field: "port", reason: "must be from 1 to 65535") }
+        guard !database.isEmpty, database.count <= 255 else {
+            throw APIError.validation(field: "database", reason: "must be 1 to 255 characters")
+        }
+        let active = try await connections.list(ConnectionFilter(isActive: true))
+        if active.count > Self.matchLimit {
+            logger.warning("matching compares only the first active connections", metadata: [
+                "active": "\(active.count)", "compared": "\(Self.matchLimit)",
+            ])
+        }
+        return try await withThrowingTaskGroup(of: Int64?.self) { group in
+            var ids: [Int64] = []
+            for (index, connection) in active.prefix(Self.matchLimit).enumerated() {
+                // A few reads at a time: each holds a vault thread or a pooled database connection.
+                if index >= Self.matchConcurrency, let done = try await group.next(), let id = done { ids.append(id) }
+                group.addTask { try await matches(connection, host: host, port: wantedPort, database: database, actor: actor) ? connection.id : nil }
+            }
+            for try await done in group {
+                if let id = done { ids.append(id) }
+            }
+            return ids.sorted()
+        }
+    }
+
+    /// Whether the connection's latest credentials name that database; `false` without complete credentials.
+    private func matches(_ connection: Connection, host: String, port: Int, database: String, actor: SecretActor) async throws -> Bool {
+        guard let credentials = try await storedCredentials(of: connection, actor: actor)?.credentials else { return false }
+        return credentials.host.lowercased() == host.lowercased() && credentials.port == port && credentials.database == database
+    }
+
+    /// The connection, or 404; with `activeOnly`, 409 when it is inactive (its tasks are not meant to run).
+    private func connection(id: Int64, activeOnly: Bool) async throws -> Connection {
         guard let connection = try await connections.find(id: id) else { throw APIError.notFound("connection", id: String(id)) }
-        return try await latestCredentials(of: connection, actor: actor).credentials
+        guard connection.isActive || !activeOnly else {
+            throw APIError(.conflict, code: .connectorError, message: "Connection \(id) is inactive", details: ["connection_id": .number(Double(id))])
+        }
+        return connection
+    }
+
+    /// The credentials from the vault, read for this one use.
+    private func credentials(of id: Int64, activeOnly: Bool = false, actor: SecretActor) async throws -> ConnectionCredentials {
+        try await latestCredentials(of: try await connection(id: id, activeOnly: activeOnly), actor: actor).credentials
     }
 
     private func latestCredentials(of connection: Connection, actor: SecretActor) async throws -> (credentials: ConnectionCredentials, version: Int) {
-        guard let secret = try await secrets.read(path: connection.vaultPath, version: nil, actor: actor),
-              let credentials = ConnectionCredentials(secretData: secret.data) else {
+        guard let latest = try await storedCredentials(of: connection, actor: actor) else {
             throw APIError(.conflict, code: .connectorError, message: "The connection has no complete credentials in the vault")
         }
+        return latest
+    }
+
+    /// The latest vault version, when it holds complete credentials.
+    private func storedCredentials(of connection: Connection, actor: SecretActor) async throws -> (credentials: ConnectionCredentials, version: Int)? {
+        guard let secret = try await secrets.read(path: connection.vaultPath, version: nil, actor: actor),
+              let credentials = ConnectionCredentials(secretData: secret.data) else { return nil }
         return (credentials, secret.version)
     }
 }

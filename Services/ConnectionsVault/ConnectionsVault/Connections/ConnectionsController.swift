@@ -50,8 +50,8 @@ struct ConnectionsController: Sendable {
         }
     }
 
-
-    private static func id(_ context: PlatformRequestContext) throws -> Int64 {
+    /// The route's `:id`; 404 when it is not a positive integer.
+    static func id(_ context: PlatformRequestContext) throws -> Int64 {
         let text = context.parameters.get("id") ?? ""
         guard let id = Int64(text), id > 0 else { throw APIError.notFound("connection", id: text) }
         return id

@@ -1,6 +1,7 @@
 import Foundation
 import NIOPosix
 import Platform
+import SharedModels
 
 /// A table of a customer's database, as listed by `GET /connections/{id}/tables`.
 struct TableSummary: Encodable, Sendable {
@@ -12,41 +13,6 @@ struct TableSummary: Encodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case schema, name, kind
         case estimatedRows = "estimated_rows"
-    }
-}
-
-/// The structure of one table (`002-platform-api.md`, "Получение схемы таблицы").
-struct TableSchema: Encodable, Sendable {
-    struct Column: Encodable, Sendable {
-        var name: String
-        var type: String
-        var nullable: Bool
-        var primaryKey: Bool
-        var defaultValue: String?
-
-        enum CodingKeys: String, CodingKey {
-            case name, type, nullable
-            case primaryKey = "primary_key"
-            case defaultValue = "default"
-        }
-    }
-
-    struct Index: Encodable, Sendable {
-        var name: String
-        var columns: [String]
-        var unique: Bool
-    }
-
-    var schema: String
-    var tableName: String
-    var columns: [Column]
-    var rowCount: Int64
-    var indexes: [Index]
-
-    enum CodingKeys: String, CodingKey {
-        case schema, columns, indexes
-        case tableName = "table_name"
-        case rowCount = "row_count"
     }
 }
 
@@ -76,7 +42,7 @@ struct SchemaInspector: Sendable {
     }
 
     /// The table's columns, primary key, indexes and row count; `nil` when there is no such table.
-    func table(_ credentials: ConnectionCredentials, schema: String, name: String) async throws -> TableSchema? {
+    func table(_ credentials: ConnectionCredentials, schema: String, name: String) async throws -> InternalTableSchema? {
         try await withConnection(credentials) { connection in
             let found = try await connection.query("""
                 SELECT c.oid::bigint AS oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -93,8 +59,8 @@ struct SchemaInspector: Sendable {
                 WHERE a.attrelid = \(oid)::oid AND a.attnum > 0 AND NOT a.attisdropped
                 ORDER BY a.attnum
                 """).map { row in
-                TableSchema.Column(name: try row.decode("name"), type: try row.decode("type"), nullable: try row.decode("nullable"),
-                                   primaryKey: try row.decode("primary_key"), defaultValue: try row.decode("default_value"))
+                InternalTableSchema.Column(name: try row.decode("name"), type: try row.decode("type"), nullable: try row.decode("nullable"),
+                                           primaryKey: try row.decode("primary_key"), defaultValue: try row.decode("default_value"))
             }
             let indexes = try await connection.query("""
                 SELECT i.relname AS name, ix.indisunique AS is_unique,
@@ -104,7 +70,7 @@ struct SchemaInspector: Sendable {
                 FROM pg_catalog.pg_index ix JOIN pg_catalog.pg_class i ON i.oid = ix.indexrelid
                 WHERE ix.indrelid = \(oid)::oid ORDER BY i.relname
                 """).map { row in
-                TableSchema.Index(name: try row.decode("name"), columns: try row.decode("columns"), unique: try row.decode("is_unique"))
+                InternalTableSchema.Index(name: try row.decode("name"), columns: try row.decode("columns"), unique: try row.decode("is_unique"))
             }
             var rowCount = try await connection.query(
                 "SELECT greatest(reltuples, 0)::bigint AS estimate FROM pg_catalog.pg_class WHERE oid = \(oid)::oid"
@@ -113,7 +79,7 @@ struct SchemaInspector: Sendable {
             if rowCount < 100_000, let table = try? PostgresIdentifier(name, schema: schema) {
                 rowCount = try await connection.query("SELECT count(*) AS n FROM \(table)").first!.decode("n", as: Int64.self)
             }
-            return TableSchema(schema: schema, tableName: name, columns: columns, rowCount: rowCount, indexes: indexes)
+            return InternalTableSchema(schema: schema, tableName: name, columns: columns, rowCount: rowCount, indexes: indexes)
         }
     }
 
@@ -126,6 +92,13 @@ struct SchemaInspector: Sendable {
             throw APIError(.badGateway, code: .connectorError, message: "The connection's database could not be reached or refused the credentials; run its test for details")
         }
         defer { connection.close() }
-        return try await body(connection)
+        do {
+            return try await body(connection)
+        } catch let error as PostgresError {
+            // The customer's database failed a catalog statement (a privilege, a cancelled query, a connection that
+            // dropped): its answer, not our failure. Only the stable code is passed on; the server's text may quote values.
+            throw APIError(.badGateway, code: .connectorError, message: "The connection's database failed to describe its tables",
+                           details: ["reason": .string(error.code.rawValue)])
+        }
     }
 }
