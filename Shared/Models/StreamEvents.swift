@@ -10,6 +10,8 @@ public enum PlatformStream: String, Sendable, CaseIterable {
     case fileEvents = "platform:file-events"
     /// Connections created, updated or deleted.
     case connectionEvents = "platform:connection-events"
+    /// Pipelines created, updated, deployed, deleted or restored.
+    case pipelineEvents = "platform:pipeline-events"
     /// Who did what to which resource.
     case audit = "platform:audit"
 }
@@ -97,6 +99,8 @@ public struct RunEvent: StreamEvent, Equatable {
     public var jobID: String?
     /// The scheduler task behind it, if any.
     public var taskID: Int?
+    /// The scheduler's run (`taskrun_N`) behind a run with an id of its own (pipeline-runner's `run_N`).
+    public var schedulerRunID: String?
     /// Which step this is.
     public var kind: Kind
     /// Rows read so far.
@@ -116,6 +120,7 @@ public struct RunEvent: StreamEvent, Equatable {
         case runID = "run_id"
         case jobID = "job_id"
         case taskID = "task_id"
+        case schedulerRunID = "scheduler_run_id"
         case kind
         case rowsRead = "rows_read"
         case rowsWritten = "rows_written"
@@ -129,13 +134,14 @@ public struct RunEvent: StreamEvent, Equatable {
 
     /// Creates a run event.
     public init(
-        runID: String, jobID: String? = nil, taskID: Int? = nil, kind: Kind, rowsRead: Int64 = 0,
-        rowsWritten: Int64 = 0, bytes: Int64 = 0, stageTimingsMS: [String: Double] = [:], error: String? = nil,
-        occurredAt: Date = Date()
+        runID: String, jobID: String? = nil, taskID: Int? = nil, schedulerRunID: String? = nil, kind: Kind,
+        rowsRead: Int64 = 0, rowsWritten: Int64 = 0, bytes: Int64 = 0, stageTimingsMS: [String: Double] = [:],
+        error: String? = nil, occurredAt: Date = Date()
     ) {
         self.runID = runID
         self.jobID = jobID
         self.taskID = taskID
+        self.schedulerRunID = schedulerRunID
         self.kind = kind
         self.rowsRead = rowsRead
         self.rowsWritten = rowsWritten
@@ -218,6 +224,45 @@ public struct ConnectionEvent: StreamEvent, Equatable {
     public init(kind: Kind, connectionID: Int, occurredAt: Date = Date()) {
         self.kind = kind
         self.connectionID = connectionID
+        self.occurredAt = occurredAt
+    }
+}
+
+/// A change to a pipeline, published to `platform:pipeline-events`.
+public struct PipelineEvent: StreamEvent, Equatable {
+    public static let stream = PlatformStream.pipelineEvents
+    /// What happened to the pipeline.
+    public enum Kind: String, Codable, Sendable {
+        case created = "pipeline.created"
+        case updated = "pipeline.updated"
+        case deployed = "pipeline.deployed"
+        case deleted = "pipeline.deleted"
+        case restored = "pipeline.restored"
+    }
+
+    /// What happened.
+    public var kind: Kind
+    /// The pipeline's id (`pipeline_12`).
+    public var pipelineID: String
+    /// The project it belongs to, if any.
+    public var projectID: String?
+    /// When it happened.
+    public var occurredAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case kind
+        case pipelineID = "pipeline_id"
+        case projectID = "project_id"
+        case occurredAt = "occurred_at"
+    }
+
+    public var eventType: String { kind.rawValue }
+
+    /// Creates a pipeline event.
+    public init(kind: Kind, pipelineID: String, projectID: String? = nil, occurredAt: Date = Date()) {
+        self.kind = kind
+        self.pipelineID = pipelineID
+        self.projectID = projectID
         self.occurredAt = occurredAt
     }
 }

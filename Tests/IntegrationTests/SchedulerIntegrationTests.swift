@@ -28,6 +28,17 @@ extension Integration {
                     try RunLedger(postgres: $0, schema: schema, publisher: publisher, logger: TestEnvironment.logger)
                 }
                 try await body(try PostgresTaskRepository(postgres: pools[0], schema: schema), ledgers, pools[0])
+                // The jobs of this schema's tasks leave the shared stream with it: pipeline-runner would take them in
+                // later, for tasks and pipelines that never existed.
+                let tasks = Set(try await pools[0].query("SELECT id FROM \(try PostgresIdentifier("tasks", schema: schema))")
+                    .map { Int(try $0.decode("id", as: Int64.self)) })
+                let reply = try await redis.execute(["XRANGE", PlatformStream.jobs.rawValue, "-", "+", "COUNT", "1000000"])
+                let doomed = try (reply.array ?? []).compactMap(StreamCommands.entry).filter { entry in
+                    (try? entry.decode(JobRequest.self).taskID).flatMap { $0 }.map(tasks.contains) ?? false
+                }.map(\.id)
+                for batch in stride(from: 0, to: doomed.count, by: 500) {
+                    try await redis.execute(["XDEL", PlatformStream.jobs.rawValue] + doomed[batch..<min(batch + 500, doomed.count)])
+                }
                 try await pools[0].query("DROP SCHEMA \(try PostgresIdentifier(schema)) CASCADE")
             }
         }
@@ -209,6 +220,7 @@ extension Integration {
                     // This replica has no engine of its own running: only the announcement can wake the other.
                     let thisReplica = TaskService(
                         repository: repository, connections: InMemoryConnectionDirectory(),
+                        pipelines: InMemoryPipelineDirectory(["pipeline_1"]),
                         announceChange: { await ScheduleChanges(redis: redis, logger: TestEnvironment.logger).announce() })
                     let created = try await thisReplica.create(
                         TaskRequest(name: "now", taskType: "pipeline_run", cronSchedule: "0 0 1 1 *", pipelineID: "pipeline_1"), createdBy: nil)
@@ -231,7 +243,7 @@ extension Integration {
                     task("analysis") { $0.taskType = .tableAnalysis; $0.connectionID = 41 }, nextRunAt: Date().addingTimeInterval(60), createdBy: nil)
                 let other = try await repository.create(
                     task("other") { $0.taskType = .tableAnalysis; $0.connectionID = 42 }, nextRunAt: Date().addingTimeInterval(60), createdBy: nil)
-                #expect(try await repository.deactivate(connectionID: 41, reason: "connection 41 was deleted") == 1)
+                #expect(try await repository.deactivate(.connection(41), reason: "connection 41 was deleted") == 1)
                 let disabled = try #require(try await repository.find(id: analysis.id))
                 #expect(!disabled.definition.enabled && disabled.nextRunAt == nil)
                 #expect(disabled.deactivatedReason == "connection 41 was deleted")

@@ -5,13 +5,14 @@ import SharedModels
 import Synchronization
 import Testing
 
-/// The task and trigger rules over in-memory storage and a known set of connections.
+/// The task and trigger rules over in-memory storage and a known set of connections and pipelines.
 @Suite struct TaskServiceTests {
     let repository = InMemoryTaskRepository()
     let connections = InMemoryConnectionDirectory([7])
+    let pipelines = InMemoryPipelineDirectory(["pipeline_1", "pipeline_5", "pipeline_6", "pipeline_9"])
     let announcements = Counter()
     var service: TaskService {
-        TaskService(repository: repository, connections: connections, announceChange: { [announcements] in announcements.add() })
+        TaskService(repository: repository, connections: connections, pipelines: pipelines, announceChange: { [announcements] in announcements.add() })
     }
 
     final class Counter: Sendable {
@@ -78,11 +79,32 @@ import Testing
             {"name": "Analysis", "task_type": "table_analysis", "connection_id": 7, "cron_schedule": "@daily"}
             """#), createdBy: nil)
         connections.remove(7)
-        #expect(try await repository.deactivate(connectionID: 7, reason: "connection 7 was deleted") == 1)
+        #expect(try await repository.deactivate(.connection(7), reason: "connection 7 was deleted") == 1)
         #expect(await field { try await service.runNow(task.id) } == ErrorCode.validationError.rawValue)
         #expect(await field { try await service.setEnabled(task.id, true) } == "connection_id")
         // Back again (restored under the same id): the task can resume, and the reason goes.
         connections.add(7)
+        let resumed = try await service.setEnabled(task.id, true)
+        #expect(resumed.deactivatedReason == nil && resumed.definition.enabled)
+    }
+
+    @Test func pipelineRunTasksNameAPipelineThatExists() async throws {
+        #expect(await field {
+            try await service.create(try request(#"{"name": "x", "task_type": "pipeline_run", "pipeline_id": "pipeline_404", "cron_schedule": "@daily"}"#), createdBy: nil)
+        } == "pipeline_id")
+        #expect(await field { try await TriggerService(tasks: service).runManually(pipelineID: "pipeline_404", parameters: [:], createdBy: nil) } == "pipeline_id")
+        #expect(try await repository.list(TaskFilter()).total == 0)
+        let task = try await service.create(try request(#"""
+            {"name": "Daily", "task_type": "pipeline_run", "pipeline_id": "pipeline_1", "cron_schedule": "@daily"}
+            """#), createdBy: nil)
+        #expect(task.definition.pipelineID == "pipeline_1" && task.nextRunAt != nil)
+        // Deleted: the task stops, and resumes only once the pipeline is back (restored under the same id).
+        pipelines.remove("pipeline_1")
+        #expect(try await repository.deactivate(.pipeline("pipeline_1"), reason: "pipeline pipeline_1 was deleted") == 1)
+        #expect(try await repository.find(id: task.id)?.deactivatedReason == "pipeline pipeline_1 was deleted")
+        #expect(await field { try await service.runNow(task.id) } == ErrorCode.validationError.rawValue)
+        #expect(await field { try await service.setEnabled(task.id, true) } == "pipeline_id")
+        pipelines.add("pipeline_1")
         let resumed = try await service.setEnabled(task.id, true)
         #expect(resumed.deactivatedReason == nil && resumed.definition.enabled)
     }

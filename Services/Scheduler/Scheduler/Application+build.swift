@@ -32,16 +32,22 @@ public enum SchedulerService {
         let repository = try PostgresTaskRepository(postgres: platform.postgres, schema: schema)
 
         let connections: any ConnectionDirectory
+        let pipelines: any PipelineDirectory
         if let key = try platform.serviceTokenKey() {
-            connections = RemoteConnectionDirectory(
-                baseURL: config.string(forKey: "service.url.connections_vault", default: "http://127.0.0.1:8001"),
-                tokens: await ServiceTokenIssuer(key: key, service: name), httpClient: .shared)
+            let tokens = await ServiceTokenIssuer(key: key, service: name)
+            connections = RemoteConnectionDirectory(connectionsVault: ServiceClient(
+                service: "connections-vault", baseURL: config.string(forKey: "service.url.connections_vault", default: "http://127.0.0.1:8001"),
+                tokens: tokens, httpClient: .shared))
+            pipelines = RemotePipelineDirectory(pipelineRunner: ServiceClient(
+                service: "pipeline-runner", baseURL: config.string(forKey: "service.url.pipeline_runner", default: "http://127.0.0.1:8003"),
+                tokens: tokens, httpClient: .shared))
         } else {
-            logger.warning("service.token_key is not set: tasks that name a connection cannot be checked and are refused")
+            logger.warning("service.token_key is not set: tasks that name a connection or a pipeline cannot be checked and are refused")
             connections = UnreachableConnectionDirectory()
+            pipelines = UnreachablePipelineDirectory()
         }
         let changes = ScheduleChanges(redis: platform.redis, logger: logger)
-        let tasks = TaskService(repository: repository, connections: connections, announceChange: {
+        let tasks = TaskService(repository: repository, connections: connections, pipelines: pipelines, announceChange: {
             engine.wakeUp()
             await changes.announce()
         })
@@ -51,11 +57,13 @@ public enum SchedulerService {
         let router = try await platform.makeRouter(authenticating: true, publicRoutes: TriggersController.isWebhook)
         TasksController(service: tasks).addRoutes(to: router.group("api/v1/scheduler/tasks"))
         TriggersController(triggers: triggers).addRoutes(to: router.group("api/v1/mvp/triggers"))
+        PipelineSchedulesController(schedules: PipelineScheduleService(tasks: tasks)).addRoutes(to: router)
         return platform.makeApplication(responder: router.buildResponder(), services: [
             engine,
             ScheduleChanges.follower(waking: engine, redis: settings.redis, logger: logger),
             SchedulerWorkers.runEvents(ledger: ledger, settings: settings, logger: logger),
             SchedulerWorkers.connectionEvents(repository: repository, settings: settings, logger: logger),
+            SchedulerWorkers.pipelineEvents(repository: repository, settings: settings, logger: logger),
             SchedulerWorkers.fileEvents(triggers: triggers, settings: settings, logger: logger),
         ], afterMigration: { engine.databaseReady() })
     }

@@ -160,17 +160,19 @@ struct RunLedger: Sendable {
         }
     }
 
-    /// Applies a run event of pipeline-runner to the run it is about; events of runs that are not the
-    /// scheduler's, or that arrive after the run finished (a late event of a timed-out run), change nothing.
+    /// Applies a run event of pipeline-runner to the run it is about (named in `scheduler_run_id` when the event's
+    /// own run id is pipeline-runner's); events of runs that are not the scheduler's, or that arrive after the run
+    /// finished (a late event of a timed-out run), change nothing.
     func apply(_ event: RunEvent) async throws {
-        guard let id = TaskRun.id(fromPublic: event.runID) else { return }
+        let runID = event.schedulerRunID ?? event.runID
+        guard let id = TaskRun.id(fromPublic: runID) else { return }
         var waited = Duration.zero
         while try await !record(event, run: id) {
             // Nothing changed: the run has finished (a late event), or is not committed yet (a job leaves inside the
             // transaction that records its run). Only the second is worth waiting for.
             guard try await postgres.query("SELECT 1 FROM \(runs) WHERE id = \(id)").count == 0 else { return }
             // Not committed yet, or never (the claim rolled back): throwing leaves the event to be delivered again.
-            guard waited < .seconds(3) else { throw RunNotFound(runID: event.runID) }
+            guard waited < .seconds(3) else { throw RunNotFound(runID: runID) }
             try await Task.sleep(for: .milliseconds(100))
             waited += .milliseconds(100)
         }

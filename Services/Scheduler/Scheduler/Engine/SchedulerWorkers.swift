@@ -21,14 +21,29 @@ enum SchedulerWorkers {
 
     /// `connection.deleted` from connections-vault: the connection's tasks are disabled, with the reason.
     static func connectionEvents(repository: any TaskRepository, settings: ServiceSettings, logger: Logger) -> StreamWorker {
+        deactivating(repository: repository, settings: settings, logger: logger) { (event: ConnectionEvent) in
+            event.kind == .deleted ? .connection(Int64(event.connectionID)) : nil
+        }
+    }
+
+    /// `pipeline.deleted` from pipeline-runner: the pipeline's tasks are disabled, with the reason.
+    static func pipelineEvents(repository: any TaskRepository, settings: ServiceSettings, logger: Logger) -> StreamWorker {
+        deactivating(repository: repository, settings: settings, logger: logger) { (event: PipelineEvent) in
+            event.kind == .deleted ? .pipeline(event.pipelineID) : nil
+        }
+    }
+
+    /// Disables the tasks of the owner an event on `Event`'s stream reports deleted (`deleted` names it, or is `nil`).
+    private static func deactivating<Event: StreamEvent>(
+        repository: any TaskRepository, settings: ServiceSettings, logger: Logger, deleted: @escaping @Sendable (Event) -> TaskOwner?
+    ) -> StreamWorker {
         StreamWorker(
-            configuration: .init(stream: PlatformStream.connectionEvents.rawValue, group: "scheduler", consumer: settings.instanceID),
+            configuration: .init(stream: Event.stream.rawValue, group: "scheduler", consumer: settings.instanceID),
             redis: settings.redis, logger: logger
         ) { entry in
-            guard let event = try? entry.decode(ConnectionEvent.self), event.kind == .deleted else { return }
-            let count = try await repository.deactivate(
-                connectionID: Int64(event.connectionID), reason: "connection \(event.connectionID) was deleted")
-            if count > 0 { logger.notice("deactivated the tasks of a deleted connection", metadata: ["connection_id": "\(event.connectionID)", "tasks": "\(count)"]) }
+            guard let event = try? entry.decode(Event.self), let owner = deleted(event) else { return }
+            let count = try await repository.deactivate(owner, reason: "\(owner) was deleted")
+            if count > 0 { logger.notice("deactivated the tasks of a deleted \(owner.kind)", metadata: ["\(owner.kind)_id": "\(owner.id)", "tasks": "\(count)"]) }
         }
     }
 

@@ -10,8 +10,43 @@ struct TaskFilter: Sendable, Equatable {
     var pipelineID: String?
     var triggersOnly = false
     var triggerType: TriggerType?
+    /// Who created the task (`service:pipeline-runner` for the schedules it manages).
+    var createdBy: String?
     var limit = 50
     var offset = 0
+}
+
+/// What a task depends on, whose deletion deactivates it.
+enum TaskOwner: Sendable, Equatable, CustomStringConvertible {
+    case connection(Int64)
+    case pipeline(String)
+
+    /// `connection` or `pipeline`.
+    var kind: String {
+        switch self {
+        case .connection: "connection"
+        case .pipeline: "pipeline"
+        }
+    }
+
+    /// The owner's id as text.
+    var id: String {
+        switch self {
+        case .connection(let id): String(id)
+        case .pipeline(let id): id
+        }
+    }
+
+    /// `connection 7`, `pipeline pipeline_3`.
+    var description: String { "\(kind) \(id)" }
+
+    /// Whether `task` depends on this owner.
+    func owns(_ task: TaskDefinition) -> Bool {
+        switch self {
+        case .connection(let id): task.connectionID == id
+        case .pipeline(let id): task.pipelineID == id
+        }
+    }
 }
 
 /// One run of a task.
@@ -50,13 +85,28 @@ protocol TaskRepository: Sendable {
     /// Replaces the definition; enabling a task clears the reason the platform disabled it.
     func update(id: Int64, _ task: TaskDefinition, nextRunAt: Date?) async throws -> ScheduledTask?
     func delete(id: Int64) async throws -> Bool
-    /// Disables the tasks of a deleted connection, saying why; returns how many.
-    func deactivate(connectionID: Int64, reason: String) async throws -> Int
+    /// Disables the tasks of a deleted connection or pipeline, saying why; returns how many.
+    func deactivate(_ owner: TaskOwner, reason: String) async throws -> Int
     /// Queues a run to be published at `dueAt` (a manual run, a file or webhook trigger); `nil` when a file
     /// trigger already has a run for that file.
     func enqueueRun(taskID: Int64, scheduledFor: Date, trigger: String, parameters: [String: JSONValue], dueAt: Date) async throws -> TaskRun?
     func runs(taskID: Int64, status: RunStatus?, limit: Int, offset: Int) async throws -> (items: [TaskRun], total: Int)
     func statistics(taskIDs: [Int64]) async throws -> [Int64: RunStatistics]
+}
+
+extension TaskRepository {
+    /// Every task matching `filter`, read page by page (`filter.limit` is the page size; its offset is ignored).
+    func listAll(_ filter: TaskFilter) async throws -> [ScheduledTask] {
+        var filter = filter
+        filter.offset = 0
+        var all: [ScheduledTask] = []
+        while true {
+            let page = try await list(filter).items
+            all += page
+            if page.count < filter.limit { return all }
+            filter.offset += filter.limit
+        }
+    }
 }
 
 /// Tasks and their run history in the scheduler's schema.
@@ -105,6 +155,7 @@ struct PostgresTaskRepository: TaskRepository {
             AND (\(filter.pipelineID)::text IS NULL OR pipeline_id = \(filter.pipelineID))
             AND (NOT \(filter.triggersOnly) OR task_type = 'pipeline_run')
             AND (\(filter.triggerType?.rawValue)::text IS NULL OR trigger_type = \(filter.triggerType?.rawValue))
+            AND (\(filter.createdBy)::text IS NULL OR created_by = \(filter.createdBy))
             """
         let items = try await postgres.query("""
             SELECT \(Self.taskColumns) FROM \(tasks) WHERE \(condition) ORDER BY id LIMIT \(filter.limit) OFFSET \(filter.offset)
@@ -130,10 +181,15 @@ struct PostgresTaskRepository: TaskRepository {
         try await postgres.query("DELETE FROM \(tasks) WHERE id = \(id) RETURNING id").count == 1
     }
 
-    func deactivate(connectionID: Int64, reason: String) async throws -> Int {
-        try await postgres.query("""
+    func deactivate(_ owner: TaskOwner, reason: String) async throws -> Int {
+        let owned: PostgresQuery
+        switch owner {
+        case .connection(let id): owned = "connection_id = \(id)"
+        case .pipeline(let id): owned = "pipeline_id = \(id)"
+        }
+        return try await postgres.query("""
             UPDATE \(tasks) SET enabled = false, next_run_at = NULL, deactivated_reason = \(reason), updated_at = now()
-            WHERE connection_id = \(connectionID) AND (enabled OR deactivated_reason IS NULL) RETURNING id
+            WHERE \(owned) AND (enabled OR deactivated_reason IS NULL) RETURNING id
             """).count
     }
 
@@ -228,7 +284,9 @@ actor InMemoryTaskRepository: TaskRepository {
     func list(_ filter: TaskFilter) async throws -> (items: [ScheduledTask], total: Int) {
         let matching = tasks.values.sorted { $0.id < $1.id }.filter { task in
             let definition = task.definition
-            return (filter.taskType.map { $0 == definition.taskType } ?? true) && (filter.enabled.map { $0 == definition.enabled } ?? true)
+            // Apart from the rest, which is already as long an expression as the type checker handles quickly.
+            let creator = filter.createdBy.map { $0 == task.createdBy } ?? true
+            return creator && (filter.taskType.map { $0 == definition.taskType } ?? true) && (filter.enabled.map { $0 == definition.enabled } ?? true)
                 && (filter.connectionID.map { $0 == definition.connectionID } ?? true)
                 && (filter.pipelineID.map { $0 == definition.pipelineID } ?? true) && (!filter.triggersOnly || definition.taskType == .pipelineRun)
                 && (filter.triggerType.map { $0 == definition.triggerType } ?? true)
@@ -251,9 +309,9 @@ actor InMemoryTaskRepository: TaskRepository {
         return tasks.removeValue(forKey: id) != nil
     }
 
-    func deactivate(connectionID: Int64, reason: String) async throws -> Int {
+    func deactivate(_ owner: TaskOwner, reason: String) async throws -> Int {
         var count = 0
-        for (id, task) in tasks where task.definition.connectionID == connectionID && (task.definition.enabled || task.deactivatedReason == nil) {
+        for (id, task) in tasks where owner.owns(task.definition) && (task.definition.enabled || task.deactivatedReason == nil) {
             tasks[id]?.definition.enabled = false
             tasks[id]?.nextRunAt = nil
             tasks[id]?.deactivatedReason = reason

@@ -2,21 +2,26 @@ import Foundation
 import Platform
 import SharedModels
 
-/// The rules of the Scheduler API: definitions validated as a whole, connections that exist, and the engine woken
-/// whenever what is due may have changed.
+/// The rules of the Scheduler API: definitions validated as a whole, connections and pipelines that exist, and the
+/// engine woken whenever what is due may have changed.
 struct TaskService: Sendable {
     let repository: any TaskRepository
     let connections: any ConnectionDirectory
+    let pipelines: any PipelineDirectory
     /// Called after every change that may bring a fire time closer (wakes the engines of every replica).
     let announceChange: @Sendable () async -> Void
 
-    func create(_ request: TaskRequest, triggerType: TriggerType = .cron, triggerConfig: [String: JSONValue] = [:], createdBy: String?) async throws -> ScheduledTask {
+    /// Creates a task; `checkingPipeline: false` trusts the pipeline it names (when pipeline-runner, its owner, asks).
+    func create(
+        _ request: TaskRequest, triggerType: TriggerType = .cron, triggerConfig: [String: JSONValue] = [:], createdBy: String?,
+        checkingPipeline: Bool = true
+    ) async throws -> ScheduledTask {
         guard let name = request.name else { throw APIError.validation(field: "name", reason: "is required") }
         guard request.taskType != nil else { throw APIError.validation(field: "task_type", reason: "is required") }
         var definition = try request.applied(to: TaskDefinition(name: name, taskType: .pipelineRun))
         definition.triggerType = triggerType
         definition.triggerConfig = triggerConfig
-        try await validate(definition)
+        try await validate(definition, checkingPipeline: checkingPipeline)
         let task = try await repository.create(definition, nextRunAt: try Self.nextRun(of: definition), createdBy: createdBy)
         await announceChange()
         return task
@@ -27,10 +32,11 @@ struct TaskService: Sendable {
         return task
     }
 
-    func update(_ id: Int64, _ request: TaskRequest) async throws -> ScheduledTask {
+    /// Lays a request over a stored task; `checkingPipeline: false` trusts its pipeline, as in `create`.
+    func update(_ id: Int64, _ request: TaskRequest, checkingPipeline: Bool = true) async throws -> ScheduledTask {
         let existing = try await find(id)
         let definition = try request.applied(to: existing.definition)
-        try await validate(definition)
+        try await validate(definition, checkingPipeline: checkingPipeline)
         guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition, replacing: existing)) else {
             throw APIError.notFound("task", id: String(id))
         }
@@ -42,12 +48,13 @@ struct TaskService: Sendable {
         guard try await repository.delete(id: id) else { throw APIError.notFound("task", id: String(id)) }
     }
 
-    /// Stops (or starts again) the task's schedule; a task resumes only if it is still valid (its connection may be gone).
-    func setEnabled(_ id: Int64, _ enabled: Bool) async throws -> ScheduledTask {
+    /// Stops (or starts again) the task's schedule; a task resumes only if it is still valid (its connection or
+    /// pipeline may be gone).
+    func setEnabled(_ id: Int64, _ enabled: Bool, checkingPipeline: Bool = true) async throws -> ScheduledTask {
         let existing = try await find(id)
         var definition = existing.definition
         definition.enabled = enabled
-        if enabled { try await validate(definition) }
+        if enabled { try await validate(definition, checkingPipeline: checkingPipeline) }
         guard let task = try await repository.update(id: id, definition, nextRunAt: try Self.nextRun(of: definition, replacing: existing)) else {
             throw APIError.notFound("task", id: String(id))
         }
@@ -67,11 +74,16 @@ struct TaskService: Sendable {
         return run
     }
 
-    private func validate(_ definition: TaskDefinition) async throws {
+    private func validate(_ definition: TaskDefinition, checkingPipeline: Bool) async throws {
         try TaskRules.validate(definition)
         if let connection = definition.connectionID {
             guard try await connections.connectionExists(connection) else {
                 throw APIError.validation(field: "connection_id", reason: "connection \(connection) does not exist")
+            }
+        }
+        if checkingPipeline, definition.taskType == .pipelineRun, let pipeline = definition.pipelineID {
+            guard try await pipelines.pipelineExists(pipeline) else {
+                throw APIError.validation(field: "pipeline_id", reason: "pipeline \(pipeline) does not exist")
             }
         }
     }
