@@ -16,7 +16,10 @@ let services: [(module: String, product: String, dependencies: [Target.Dependenc
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "Crypto", package: "swift-crypto"),
     ]),
-    ("PipelineRunner", "pipeline-runner", []),
+    ("PipelineRunner", "pipeline-runner", [
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+    ]),
     ("FileStorage", "file-storage", []),
     ("Observability", "observability", []),
 ]
@@ -112,6 +115,14 @@ var targets: [Target] = [
     .testTarget(
         name: "SchedulerTests",
         dependencies: ["Scheduler", "Platform", "SharedModels"],
+        swiftSettings: swiftSettings
+    ),
+    .testTarget(
+        name: "PipelineRunnerTests",
+        dependencies: [
+            "PipelineRunner", "Platform", "PlatformTesting", "SharedModels", hummingbird,
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ],
         swiftSettings: swiftSettings
     ),
     .testTarget(

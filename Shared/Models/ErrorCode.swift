@@ -15,6 +15,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case accountLocked = "ACCOUNT_LOCKED"
     case connectorError = "CONNECTOR_ERROR"
     case pipelineExecutionError = "PIPELINE_EXECUTION_ERROR"
+    /// A pipeline names a transformation type the platform does not run (`python`).
+    case unsupportedTransformation = "UNSUPPORTED_TRANSFORMATION"
     case llmGenerationError = "LLM_GENERATION_ERROR"
     case databaseError = "DATABASE_ERROR"
     case serviceUnavailable = "SERVICE_UNAVAILABLE"

@@ -381,7 +381,8 @@ extension Integration {
                 let engineer = try await stack.user(.engineer)
                 let analyst = try await stack.user(.analyst)
                 let base = "/api/v1/mvp/triggers"
-                let pipeline = "pipeline_\(Int.random(in: 1_000_000...9_000_000))"
+                // Triggers name a pipeline that exists (the scheduler asks pipeline-runner).
+                let pipeline = try #require(try await stack.pipeline(in: try await stack.project(), token: engineer.access).json["id"] as? String)
 
                 let cron = try await stack.send(.POST, "\(base)/create", token: engineer.access, json: [
                     "name": "Daily Sales Trigger", "pipeline_id": pipeline, "trigger_type": "cron", "config": ["cron_expression": "0 2 * * *"], "enabled": true,

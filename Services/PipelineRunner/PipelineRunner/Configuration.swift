@@ -1,0 +1,27 @@
+import Configuration
+import Foundation
+import NIOCore
+import Platform
+
+/// pipeline-runner's own settings (beyond ``ServiceSettings``), read from the same configuration.
+struct RunnerConfiguration: Sendable {
+    /// connections-vault's base URL (`service.url.connections_vault`).
+    var connectionsVaultURL: String
+    /// The scheduler's base URL (`service.url.scheduler`).
+    var schedulerURL: String
+    /// Longest wait for another service's answer (`pipelines.internal_timeout_seconds`, 15): deploy checks
+    /// inspect customers' databases.
+    var internalTimeout: TimeAmount
+    /// Jobs taken in at once from `platform:jobs` (`jobs.concurrency`, 8).
+    var jobConcurrency: Int
+    /// Idle time after which a job of a replica that died is claimed by another (`jobs.visibility_timeout_seconds`, 60).
+    var jobVisibilityTimeout: Duration
+
+    init(reader: ConfigReader) {
+        connectionsVaultURL = reader.string(forKey: "service.url.connections_vault", default: "http://127.0.0.1:8001")
+        schedulerURL = reader.string(forKey: "service.url.scheduler", default: "http://127.0.0.1:8002")
+        internalTimeout = .seconds(Int64(max(1, reader.int(forKey: "pipelines.internal_timeout_seconds", default: 15))))
+        jobConcurrency = max(1, reader.int(forKey: "jobs.concurrency", default: 8))
+        jobVisibilityTimeout = .seconds(max(5, reader.int(forKey: "jobs.visibility_timeout_seconds", default: 60)))
+    }
+}

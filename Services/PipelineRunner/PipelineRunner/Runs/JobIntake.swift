@@ -1,0 +1,22 @@
+import Foundation
+import Logging
+import Platform
+import SharedModels
+
+/// Takes jobs from `platform:jobs` in the consumer group `pipeline-runner` (one replica gets each) and records
+/// their runs; a job delivered twice is recorded once.
+enum JobIntake {
+    static func worker(runs: RunService, configuration: RunnerConfiguration, settings: ServiceSettings, logger: Logger) -> StreamWorker {
+        StreamWorker(
+            configuration: .init(stream: PlatformStream.jobs.rawValue, group: "pipeline-runner", consumer: settings.instanceID,
+                                 concurrency: configuration.jobConcurrency, visibilityTimeout: configuration.jobVisibilityTimeout),
+            redis: settings.redis, logger: logger
+        ) { entry in
+            guard let job = try? entry.decode(JobRequest.self) else {
+                logger.warning("ignoring a job that does not decode", metadata: ["entry": "\(entry.id)"])
+                return
+            }
+            try await runs.intake(job)
+        }
+    }
+}
