@@ -597,6 +597,9 @@ contract_test() {
     token=$(curl -fsS -H 'Content-Type: application/json' \
         -d "{\"username\": \"$ADMIN_USERNAME\", \"password\": \"$ADMIN_PASSWORD\"}" "$gateway/api/v1/auth/login" |
         "$python" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') || return 1
+    lib_log "seeding a connection, a project, a deployed pipeline and a run (Tests/Contract/seed.py)"
+    "$python" "$ROOT/Tests/Contract/seed.py" "$gateway" "$token" 127.0.0.1 "$PLATFORM_PG_PORT" "$PG_DATABASE" "$PG_ROLE" \
+        "$TEST_STACK_DIR/secrets/postgres.password" || { stop_test_stack; return 1; }
     lib_log "running schemathesis against $gateway/openapi.json"
     local rc=0
     (cd -- "$ROOT/Tests/Contract" && "$(dirname -- "$python")/schemathesis" --config-file schemathesis.toml run \

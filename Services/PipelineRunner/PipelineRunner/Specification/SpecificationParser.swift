@@ -305,13 +305,12 @@ enum SpecificationParser {
         }
     }
 
-    /// The shape of a cron expression (five fields or a macro); the scheduler checks its values when the
-    /// pipeline is deployed.
+    /// A cron expression the scheduler can run (in UTC, the time zone of pipeline schedules).
     private static func checkSchedule(_ schedule: String, reader: JSONReader) {
-        let fields = schedule.split(whereSeparator: \.isWhitespace)
-        let macros: Set<String> = ["@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"]
-        if !(fields.count == 5 || (fields.count == 1 && macros.contains(schedule.lowercased()))) {
-            reader.problem("schedule", "must be a cron expression of five fields or a macro such as @daily")
+        do throws(CronError) {
+            _ = try CronExpression(schedule)
+        } catch {
+            reader.problem("schedule", "is not a cron expression the scheduler can run: \(error)")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 
 /// What a due task does when a scheduler claims it.
 struct FireDecision: Sendable, Equatable {

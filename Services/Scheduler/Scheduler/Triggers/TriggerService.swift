@@ -84,6 +84,8 @@ struct TriggerService: Sendable {
         if let existing {
             task = existing
         } else {
+            // The path names the pipeline: one that does not exist is not found, not an invalid field.
+            guard try await tasks.pipelines.pipelineExists(pipelineID) else { throw APIError.notFound("pipeline", id: pipelineID) }
             let request = TaskRequest(name: "Manual runs of \(pipelineID)", taskType: TaskType.pipelineRun.rawValue, pipelineID: pipelineID)
             task = try await tasks.create(request, triggerType: .manual, createdBy: createdBy)
         }

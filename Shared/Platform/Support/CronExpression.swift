@@ -1,13 +1,12 @@
 import Foundation
-import Platform
 
 /// Why a cron expression was refused: which field and what is wrong with it.
-struct CronError: Error, Equatable, CustomStringConvertible {
+public struct CronError: Error, Equatable, CustomStringConvertible {
     /// `minute`, `hour`, `day_of_month`, `month`, `day_of_week`, or `expression` for the whole.
-    var field: String
-    var reason: String
+    public var field: String
+    public var reason: String
 
-    var description: String { field == "expression" ? reason : "\(field): \(reason)" }
+    public var description: String { field == "expression" ? reason : "\(field): \(reason)" }
 }
 
 /// A classic five-field cron expression (`minute hour day-of-month month day-of-week`) with lists, ranges, steps,
@@ -18,9 +17,9 @@ struct CronError: Error, Equatable, CustomStringConvertible {
 /// jump as it was after the skipped hour's start (02:30 becomes 03:30), and a time the clock passes twice runs
 /// once, at its first passing — except for jobs whose hour field starts with `*`, which follow the clock and
 /// run in both passes (an "every 15 minutes" job keeps its interval).
-struct CronExpression: Sendable, Equatable, CustomStringConvertible {
+public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     /// The expression as written.
-    let text: String
+    public let text: String
     private let minutes: UInt64
     private let hours: UInt64
     private let daysOfMonth: UInt64
@@ -34,7 +33,7 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     private let dayOfWeekRestricted: Bool
     private let followsClock: Bool
 
-    var description: String { text }
+    public var description: String { text }
 
     private static let macros = [
         "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
@@ -44,7 +43,7 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     private static let dayNames = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 
     /// Parses an expression; throws ``CronError`` naming the field at fault.
-    init(_ text: String) throws(CronError) {
+    public init(_ text: String) throws(CronError) {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         self.text = trimmed
         var source = trimmed
@@ -75,7 +74,7 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The first fire time strictly after `instant`, or `nil` if there is none within eight years.
-    func nextFire(after instant: Date, in zone: TimeZone) -> Date? {
+    public func nextFire(after instant: Date, in zone: TimeZone) -> Date? {
         let after = Int64(instant.timeIntervalSince1970.rounded(.down))
         var day = LocalDay(containing: after, in: zone)
         for _ in 0..<(366 * 8 + 2) {
@@ -89,7 +88,7 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
 
     /// The latest fire time at or before `instant`, or `nil` if there is none within eight years before it.
     /// Looks back over growing windows, so a task with frequent fires costs little however long it was missed.
-    func latestFire(atOrBefore instant: Date, in zone: TimeZone) -> Date? {
+    public func latestFire(atOrBefore instant: Date, in zone: TimeZone) -> Date? {
         let windows: [TimeInterval] = [120, 7_200, 2 * 86_400, 32 * 86_400, 367 * 86_400, 8 * 367 * 86_400]
         for window in windows {
             guard var latest = nextFire(after: instant.addingTimeInterval(-window), in: zone), latest <= instant else { continue }
@@ -100,7 +99,7 @@ struct CronExpression: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The next `count` fire times after `instant`.
-    func fireTimes(after instant: Date, in zone: TimeZone, count: Int) -> [Date] {
+    public func fireTimes(after instant: Date, in zone: TimeZone, count: Int) -> [Date] {
         var times: [Date] = []
         var cursor = instant
         while times.count < count, let next = nextFire(after: cursor, in: zone) {

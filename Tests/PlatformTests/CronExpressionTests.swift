@@ -1,5 +1,5 @@
 import Foundation
-@testable import Scheduler
+import Platform
 import Testing
 
 @Suite struct CronExpressionTests {
