@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+@testable import PipelineRunner
 import Platform
 import PlatformTesting
 import SharedModels
@@ -292,6 +293,50 @@ extension Integration {
                                              headers: [("Content-Type", "application/json")], body: .bytes(ByteBuffer(string: "[1, 2]"))).status == 422)
                 #expect(try await stack.send(.POST, "/api/v1/pipelines", token: engineer.access,
                                              headers: [("Content-Type", "application/json")], body: .bytes(ByteBuffer(string: "{\"name\": "))).status == 400)
+            }
+        }
+
+        /// A compiled plan, run on PostgreSQL with its parameters bound, gives what the same query written by hand
+        /// gives: filter, derive, aggregate and cast pushed down into one query, and an incremental cursor.
+        @Test func compiledPlansComputeWhatTheHandWrittenQueryDoes() async throws {
+            let schema = TestEnvironment.uniqueName("plan")
+            let postgres = PostgresClient(configuration: try TestEnvironment.postgres(), maxConnections: 1, logger: TestEnvironment.logger)
+            try await withServices([postgres]) {
+                let table = try PostgresIdentifier("orders", schema: schema)
+                try await postgres.query("CREATE SCHEMA \(try PostgresIdentifier(schema))")
+                try await postgres.query("""
+                    CREATE TABLE \(table) AS SELECT n AS id, (n % 7 - 2) * 1.25 AS amount,
+                        timestamptz '2025-10-01 00:00:00+00' + n * interval '37 minutes' AS created_at
+                    FROM generate_series(1, 5000) AS n
+                    """)
+                let steps: [Transformation] = [
+                    .filter(condition: "amount > 0 AND created_at < :end_date"),
+                    .derive(column: "day", expression: "date_trunc('day', created_at)"),
+                    .aggregate(groupBy: ["day"], aggregations: ["total": "sum(amount)", "orders": "count(*)"]),
+                    .cast(columns: ["total": "numeric(14,2)"]),
+                ]
+                let pipeline = PipelineSpecification(
+                    name: "p", description: "", schedule: nil,
+                    sources: [Source(id: "s", type: .postgresql, connectionID: 1, config: .init(table: "\(schema).orders"),
+                                     incremental: .init(cursorColumn: "created_at"))],
+                    transformations: steps.map { TransformationStep($0) },
+                    targets: [Target(id: "t", type: .postgresql, connectionID: 1, config: .init(table: "t", mode: .append, key: [], createTable: true))])
+                let plan = try PlanCompiler.compile(pipeline, sourceColumns: ["id", "amount", "created_at"], afterCursor: true)
+                let values: [CompiledQuery.Binding: String] = [.cursor: "2025-10-02 12:00:00+00", .parameter("end_date"): "2025-10-04"]
+                let binds: [any PostgresEncodable] = plan.query.bindings.map { values[$0]! }
+                func rows(_ query: PostgresQuery) async throws -> [String] {
+                    try await postgres.query(query).map { row in
+                        "\(try row.decode("day", as: String.self))|\(try row.decode("orders", as: String.self))|\(try row.decode("total", as: String.self))"
+                    }.sorted()
+                }
+                let compiled = try await rows(PostgresQuery(unsafeSQL: plan.query.sql, binds: binds))
+                let byHand = try await rows("""
+                    SELECT date_trunc('day', created_at)::text AS day, count(*)::text AS orders, sum(amount)::numeric(14,2)::text AS total
+                    FROM \(table) WHERE created_at > '2025-10-02 12:00:00+00' AND amount > 0 AND created_at < '2025-10-04'
+                    GROUP BY 1
+                    """)
+                #expect(compiled.count == 2 && compiled == byHand, "\(compiled) vs \(byHand)")
+                try await postgres.query("DROP SCHEMA \(try PostgresIdentifier(schema)) CASCADE")
             }
         }
 
