@@ -137,7 +137,8 @@ extension Integration {
 
         /// A run by hand is one queued run and exactly one job; a job the scheduler publishes twice is one run.
         @Test func runsAndJobs() async throws {
-            try await GatewayStack.run { stack in
+            // Waiting on runs polls the gateway faster than the tests' usual per-user limit allows.
+            try await GatewayStack.run(gatewaySettings: ["RATELIMIT_USER": "100000"]) { stack in
                 let engineer = try await stack.user(.engineer)
                 let analyst = try await stack.user(.analyst)
                 let (connection, customer) = try await customerConnection(stack, token: engineer.access)
@@ -157,9 +158,11 @@ extension Integration {
                 #expect(jobs.count == 1)
                 #expect(jobs.first?.job.pipelineID == id && jobs.first?.job.parameters["end_date"] == "2025-10-02")
 
-                let run = try await stack.send(.GET, "/api/v1/runs/\(runID)", token: analyst.access)
-                #expect(run.json["status"] as? String == "queued" && run.json["trigger"] as? String == "manual")
-                #expect((run.json["metrics"] as? [String: Any])?["loading_time_ms"] as? Int == 0)
+                // The engine runs it (the orders table is empty): success, with its figures and its compiled query.
+                let run = try await self.run(wait: runID, stack, token: analyst.access)
+                #expect(run["status"] as? String == "success" && run["trigger"] as? String == "manual", "\(run)")
+                #expect(run["rows_processed"] as? Int == 0 && (run["metrics"] as? [String: Any])?["loading_time_ms"] is Int)
+                #expect((run["compiled_sql"] as? String)?.contains("GROUP BY \"day\"") == true)
                 let logs = try await stack.send(.GET, "/api/v1/runs/\(runID)/logs", token: analyst.access)
                 #expect((logs.json["items"] as? [[String: Any]])?.first?["message"] as? String == "queued by \(analyst.id) (version 1)")
 
@@ -180,13 +183,13 @@ extension Integration {
                 #expect(items.filter { $0["scheduler_run_id"] as? String == schedulerRun }.count == 1)
                 #expect(items.count == 2 && runs.json["total"] as? Int == 2)
                 #expect(items.first { $0["scheduler_run_id"] as? String == schedulerRun }?["trigger"] as? String == "schedule")
-                let queued = try await stack.send(.GET, "/api/v1/pipelines/\(id)/runs?status=queued&limit=1", token: analyst.access)
-                #expect((queued.json["items"] as? [[String: Any]])?.count == 1 && queued.json["total"] as? Int == 2)
+                let schedulerRunID = try #require(items.first { $0["scheduler_run_id"] as? String == schedulerRun }?["id"] as? String)
+                #expect(try await self.run(wait: schedulerRunID, stack, token: analyst.access)["status"] as? String == "success")
+                let succeeded = try await stack.send(.GET, "/api/v1/pipelines/\(id)/runs?status=success&limit=1", token: analyst.access)
+                #expect((succeeded.json["items"] as? [[String: Any]])?.count == 1 && succeeded.json["total"] as? Int == 2)
                 #expect(try await stack.send(.GET, "/api/v1/pipelines/\(id)/runs?status=lost", token: analyst.access).status == 422)
 
-                // Cancel: the run ends, and a second cancel is refused.
-                let cancelled = try await stack.send(.POST, "/api/v1/runs/\(runID)/cancel", token: analyst.access)
-                #expect(cancelled.status == 200 && cancelled.json["status"] as? String == "cancelled")
+                // A run that has ended cannot be cancelled.
                 #expect(try await stack.send(.POST, "/api/v1/runs/\(runID)/cancel", token: analyst.access).status == 409)
                 #expect(try await stack.send(.GET, "/api/v1/runs/run_999999999999", token: analyst.access).status == 404)
                 #expect(try await stack.send(.GET, "/api/v1/runs/nonsense", token: analyst.access).status == 404)
@@ -293,6 +296,165 @@ extension Integration {
                                              headers: [("Content-Type", "application/json")], body: .bytes(ByteBuffer(string: "[1, 2]"))).status == 422)
                 #expect(try await stack.send(.POST, "/api/v1/pipelines", token: engineer.access,
                                              headers: [("Content-Type", "application/json")], body: .bytes(ByteBuffer(string: "{\"name\": "))).status == 400)
+            }
+        }
+
+        /// One scalar of a customer's database.
+        func value(_ query: PostgresQuery, in database: PostgresConfiguration) async throws -> String? {
+            let client = PostgresClient(configuration: database, maxConnections: 1, logger: TestEnvironment.logger)
+            return try await withServices([client]) { try await client.query(query).first?.decode("value", as: String?.self) }
+        }
+
+        /// Runs the pipeline through the gateway and waits for the run to end; the run as the API shows it.
+        func run(_ pipeline: String, _ stack: GatewayStack, token: String, parameters: [String: Any] = [:]) async throws -> [String: Any] {
+            let started = try await stack.send(.POST, "/api/v1/pipelines/\(pipeline)/run", token: token, json: ["parameters": parameters])
+            return try await run(wait: try #require(started.json["run_id"] as? String, "run answered \(started.status)"), stack, token: token)
+        }
+
+        /// Waits for a run to end; the run as the API shows it.
+        func run(wait runID: String, _ stack: GatewayStack, token: String) async throws -> [String: Any] {
+            var last: [String: Any] = [:]
+            let ended = await waitUntil(timeout: .seconds(120), interval: .milliseconds(200)) {
+                last = (try? await stack.send(.GET, "/api/v1/runs/\(runID)", token: token).json) ?? [:]
+                return ["success", "failed", "cancelled"].contains(last["status"] as? String ?? "")
+            }
+            #expect(ended, "run \(runID) did not end: \(last)")
+            return last
+        }
+
+        /// 200,000 rows into another database in each load mode, checked by count and an md5 over the ordered rows;
+        /// upsert twice is idempotent; a type clash fails the run and leaves the target as it was.
+        @Test func loadsInEveryModeAreWholeAndAtomic() async throws {
+            // Waiting on runs polls the gateway faster than the tests' usual per-user limit allows.
+            try await GatewayStack.run(gatewaySettings: ["RATELIMIT_USER": "100000"]) { stack in
+                let engineer = try await stack.user(.engineer)
+                let (sourceID, source) = try await customerConnection(stack, token: engineer.access)
+                let (targetID, target) = try await customerConnection(stack, token: engineer.access)
+                try await execute("""
+                    CREATE TABLE public.orders AS SELECT n::bigint AS id, 'item ' || n AS name, (n % 1000) * 1.5 AS amount,
+                        timestamptz '2025-10-01 00:00:00+00' + n * interval '1 second' AS created_at
+                    FROM generate_series(1, 200000) AS n
+                    """, in: source)
+                try await execute("ALTER TABLE public.orders ADD PRIMARY KEY (id)", in: source)
+                let digest: PostgresQuery = "SELECT count(*)::text || ':' || md5(string_agg(o::text, ',' ORDER BY id)) AS value FROM public.orders o"
+                let expected = try await value(digest, in: source)
+                let project = try await stack.project()
+                func pipeline(_ name: String, mode: String, table: String) async throws -> String {
+                    let created = try await stack.pipeline(in: project, token: engineer.access, name: name, source: sourceID, target: targetID) {
+                        $0["transformations"] = []
+                        $0["targets"] = [["id": "dst", "type": "postgresql", "connection_id": targetID,
+                                          "config": ["table": table, "mode": mode, "key": ["id"], "create_table": true]]]
+                    }
+                    let id = try #require(created.json["id"] as? String, "\(created.status)")
+                    #expect(try await stack.send(.POST, "/api/v1/pipelines/\(id)/deploy", token: engineer.access).status == 200)
+                    return id
+                }
+                for mode in ["append", "replace", "upsert"] {
+                    let id = try await pipeline("copy \(mode)", mode: mode, table: "public.orders_\(mode)")
+                    let ran = try await run(id, stack, token: engineer.access)
+                    #expect(ran["status"] as? String == "success", "\(ran)")
+                    #expect(ran["rows_processed"] as? Int == 200_000)
+                    #expect(ran["compiled_sql"] as? String == #"SELECT * FROM "public"."orders""#)
+                    let copied = try await value(PostgresQuery(unsafeSQL: """
+                        SELECT count(*)::text || ':' || md5(string_agg(o::text, ',' ORDER BY id)) AS value FROM public.orders_\(mode) o
+                        """), in: target)
+                    #expect(copied == expected, "\(mode)")
+                    if mode != "append" {
+                        // Again: replace swaps in the same rows, upsert changes nothing.
+                        #expect(try await run(id, stack, token: engineer.access)["status"] as? String == "success")
+                        #expect(try await value(PostgresQuery(unsafeSQL: """
+                            SELECT count(*)::text || ':' || md5(string_agg(o::text, ',' ORDER BY id)) AS value FROM public.orders_\(mode) o
+                            """), in: target) == expected)
+                    }
+                }
+                let stages = try await value("SELECT count(*)::text AS value FROM pg_tables WHERE tablename LIKE '\\_platform\\_stage%'", in: target)
+                #expect(stages == "0")
+                let ledger = try await value("SELECT count(*)::text AS value FROM public._platform_loads", in: target)
+                #expect(ledger == "5")
+
+                // A column type clash: the load fails whole, the target keeps its rows.
+                try await execute("CREATE TABLE public.clash (id bigint, name integer, amount numeric, created_at timestamptz)", in: target)
+                try await execute("INSERT INTO public.clash VALUES (1, 1, 1, now())", in: target)
+                let clash = try await pipeline("clash", mode: "append", table: "public.clash")
+                let failed = try await run(clash, stack, token: engineer.access)
+                #expect(failed["status"] as? String == "failed")
+                let error = try #require(failed["error"] as? [String: Any])
+                #expect(error["code"] as? String == "PIPELINE_EXECUTION_ERROR" && (error["message"] as? String ?? "").contains("integer"), "\(error)")
+                #expect(try await value("SELECT count(*)::text AS value FROM public.clash", in: target) == "1")
+                #expect(try await value("SELECT count(*)::text AS value FROM pg_tables WHERE tablename LIKE '\\_platform\\_stage%'", in: target) == "0")
+            }
+        }
+
+        /// An incremental source moves only rows past the last committed cursor, with run parameters bound into
+        /// COPY; a run delivered again after its commit is recognised by the target's ledger and not loaded twice;
+        /// a cancelled run leaves the target as it was.
+        @Test func incrementalRunsExactlyOnceLoadsAndCancels() async throws {
+            // Waiting on runs polls the gateway faster than the tests' usual per-user limit allows.
+            try await GatewayStack.run(gatewaySettings: ["RATELIMIT_USER": "100000"]) { stack in
+                let engineer = try await stack.user(.engineer)
+                let (sourceID, source) = try await customerConnection(stack, token: engineer.access)
+                let (targetID, target) = try await customerConnection(stack, token: engineer.access)
+                try await execute("""
+                    CREATE TABLE public.orders AS SELECT n::bigint AS id, (n % 10)::numeric AS amount,
+                        timestamptz '2025-10-01 00:00:00+00' + n * interval '1 minute' AS created_at
+                    FROM generate_series(1, 1000) AS n
+                    """, in: source)
+                let project = try await stack.project()
+                let created = try await stack.pipeline(in: project, token: engineer.access, source: sourceID, target: targetID) {
+                    $0["sources"] = [["id": "src", "type": "postgresql", "connection_id": sourceID, "config": ["table": "public.orders"],
+                                      "incremental": ["cursor_column": "created_at"]]]
+                    $0["transformations"] = [["type": "filter", "condition": "amount >= :min_amount AND created_at < :until"]]
+                    $0["targets"] = [["id": "dst", "type": "postgresql", "connection_id": targetID,
+                                      "config": ["table": "public.copied", "mode": "append", "create_table": true]]]
+                }
+                let id = try #require(created.json["id"] as? String)
+                #expect(try await stack.send(.POST, "/api/v1/pipelines/\(id)/deploy", token: engineer.access).status == 200)
+                let parameters: [String: Any] = ["min_amount": 5, "until": "2030-01-01"]
+                let first = try await run(id, stack, token: engineer.access, parameters: parameters)
+                #expect(first["status"] as? String == "success" && first["rows_processed"] as? Int == 500, "\(first)")
+                #expect((first["compiled_sql"] as? String)?.contains("amount >= $") == true)
+                try await execute("""
+                    INSERT INTO public.orders SELECT n, 7, timestamptz '2025-12-01 00:00:00+00' + n * interval '1 minute'
+                    FROM generate_series(1001, 1010) AS n
+                    """, in: source)
+                let second = try await run(id, stack, token: engineer.access, parameters: parameters)
+                #expect(second["rows_processed"] as? Int == 10, "\(second)")
+                #expect(try await value("SELECT count(*)::text AS value FROM public.copied", in: target) == "510")
+
+                // The second run delivered again, as if its runner had died after committing.
+                let runID = try #require(second["id"] as? String)
+                let number = try #require(PublicID.run.parse(runID))
+                let platform = PostgresClient(configuration: try TestEnvironment.postgres(), maxConnections: 1, logger: TestEnvironment.logger)
+                try await withServices([platform]) {
+                    try await platform.query("UPDATE pipelines.runs SET status = 'running', lease_until = now() - interval '1 minute' WHERE id = \(number)")
+                }
+                let redis = RedisClient(configuration: try TestEnvironment.redis(), logger: TestEnvironment.logger)
+                try await withServices([redis]) {
+                    try await StreamPublisher(redis: redis).publish(JobRequest(jobID: "redelivered:\(runID)", kind: .pipelineRun, runID: runID, pipelineID: id))
+                }
+                let reran = await waitUntil(timeout: .seconds(30), interval: .milliseconds(200)) {
+                    let logs = (try? await stack.send(.GET, "/api/v1/runs/\(runID)/logs", token: engineer.access).json["items"] as? [[String: Any]]) ?? []
+                    return logs.contains { ($0["message"] as? String ?? "").contains("not loaded again") }
+                }
+                #expect(reran)
+                #expect(try await stack.send(.GET, "/api/v1/runs/\(runID)", token: engineer.access).json["status"] as? String == "success")
+                #expect(try await value("SELECT count(*)::text AS value FROM public.copied", in: target) == "510")
+
+                // A cancel while the run reads 3 million rows: the run ends cancelled, the target keeps its rows.
+                try await execute("INSERT INTO public.orders SELECT n, 9, timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second' FROM generate_series(2000, 3002000) AS n", in: source)
+                let started = try await stack.send(.POST, "/api/v1/pipelines/\(id)/run", token: engineer.access, json: ["parameters": parameters])
+                let big = try #require(started.json["run_id"] as? String)
+                let running = await waitUntil(timeout: .seconds(30), interval: .milliseconds(50)) {
+                    (try? await stack.send(.GET, "/api/v1/runs/\(big)", token: engineer.access).json["status"] as? String) == "running"
+                }
+                #expect(running)
+                #expect(try await stack.send(.POST, "/api/v1/runs/\(big)/cancel", token: engineer.access).status == 200)
+                let cancelled = await waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
+                    (try? await stack.send(.GET, "/api/v1/runs/\(big)", token: engineer.access).json["status"] as? String) == "cancelled"
+                }
+                #expect(cancelled)
+                #expect(try await value("SELECT count(*)::text AS value FROM public.copied", in: target) == "510")
+                #expect(try await value("SELECT count(*)::text AS value FROM pg_tables WHERE tablename LIKE '\\_platform\\_stage%'", in: target) == "0")
             }
         }
 

@@ -294,6 +294,22 @@ func apiError(_ body: () async throws -> Void) async -> APIError? {
         #expect(try await fixture.runs.list(RunFilter(pipelineID: draft.id)).items.map(\.status) == [.failed])
     }
 
+    @Test func deletingAPipelineStopsItsRuns() async throws {
+        let fixture = ServiceFixture()
+        let pipeline = try await fixture.pipeline()
+        _ = try await fixture.pipelines.deploy(pipeline.id, by: nil)
+        let queued = try await fixture.runs.run(pipeline: pipeline.id, parameters: [:], by: nil)
+        let running = try await fixture.runs.run(pipeline: pipeline.id, parameters: [:], by: nil)
+        _ = try await fixture.store.claim(id: running.id, owner: "runner-1", leaseUntil: Date().addingTimeInterval(30))
+        try await fixture.pipelines.delete(pipeline.id, by: nil)
+        _ = try await fixture.admin.restorePipeline(pipeline.id, by: nil)
+        #expect(try await fixture.runs.find(queued.id).status == .cancelled)
+        let stopping = try await fixture.runs.find(running.id)
+        #expect(stopping.status == .running && stopping.cancelRequestedAt != nil)
+        // The runner sees the request when it renews its lease, and can no longer be given the run again.
+        #expect(try await fixture.store.claim(id: running.id, owner: "runner-2", leaseUntil: Date()) == nil)
+    }
+
     @Test func cancellingAQueuedRunEndsItAndLogsIt() async throws {
         let fixture = ServiceFixture()
         let pipeline = try await fixture.pipeline()

@@ -50,7 +50,8 @@ class Gateway:
         self.database = f"proxy_faults_{os.urandom(4).hex()}"
         psql(f'CREATE DATABASE "{self.database}"')
         self.username = "fault-admin"
-        self.password = base64.b64encode(os.urandom(12)).decode()
+        # The gateway asks for a letter and a digit; random base64 alone lacks a digit one time in fifteen.
+        self.password = base64.b64encode(os.urandom(12)).decode() + "-a1"
         binary = pathlib.Path(os.environ.get("PLATFORM_BIN_DIR", ROOT / ".build" / "debug")) / "auth-gateway"
         if not binary.exists():
             raise RuntimeError(f"{binary} does not exist: build first (swift build)")

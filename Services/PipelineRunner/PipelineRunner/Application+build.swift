@@ -46,6 +46,9 @@ public enum PipelineRunnerService {
                                         announcer: announcer)
         let runs = RunService(runs: runRepository, pipelines: pipelineRepository, events: events, announcer: announcer, logger: logger)
         let admin = AdminService(deletions: PostgresDeletionRepository(postgres: platform.postgres, tables: tables), announcer: announcer)
+        let customerDatabases = ThreadPoolService(threads: 2 * configuration.jobConcurrency)
+        let executor = PipelineExecutor(runs: runRepository, pipelines: pipelineRepository, catalog: catalog, events: events,
+                                        threadPool: customerDatabases.threadPool, owner: settings.instanceID, logger: logger)
 
         let router = try await platform.makeRouter(authenticating: true)
         ProjectsController(projects: projects).addRoutes(to: router.group("api/v1/projects"))
@@ -54,7 +57,8 @@ public enum PipelineRunnerService {
         AdminController(admin: admin).addRoutes(to: router.group("api/v1/admin"))
         InternalController(pipelines: pipelines).addRoutes(to: router)
         return platform.makeApplication(router: router, services: [
-            JobIntake.worker(runs: runs, configuration: configuration, settings: settings, logger: logger),
+            customerDatabases,
+            JobIntake.worker(runs: runs, executor: executor, configuration: configuration, settings: settings, logger: logger),
         ])
     }
 }

@@ -67,9 +67,19 @@ public struct ServiceClient: Sendable {
 
     /// The error envelope's `details.reason` (else its `message`) of an answer, for relaying a service's 4xx.
     public func reason(of response: FetchedResponse) -> String? {
-        guard let envelope = try? JSONDecoder.platform.decode(ErrorEnvelope.self, from: Data(response.body.readableBytesView)) else { return nil }
+        guard let envelope = envelope(of: response) else { return nil }
         if case .string(let reason)? = envelope.error.details?["reason"] { return reason }
         return envelope.error.message
+    }
+
+    /// The error envelope's `details.field` of an answer.
+    public func field(of response: FetchedResponse) -> String? {
+        guard case .string(let field)? = envelope(of: response)?.error.details?["field"] else { return nil }
+        return field
+    }
+
+    private func envelope(of response: FetchedResponse) -> ErrorEnvelope? {
+        try? JSONDecoder.platform.decode(ErrorEnvelope.self, from: Data(response.body.readableBytesView))
     }
 
     /// 503 naming the service.

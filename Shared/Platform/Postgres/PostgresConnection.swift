@@ -205,6 +205,7 @@ public final class PostgresConnection: @unchecked Sendable {
         let rowCount = Int(PQntuples(result))
         let columnCount = Int(PQnfields(result))
         let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        let types = (0..<columnCount).map { (oid: UInt32(PQftype(result, Int32($0))), modifier: Int32(PQfmod(result, Int32($0)))) }
         var values: [[String?]] = []
         values.reserveCapacity(rowCount)
         for row in 0..<Int32(rowCount) {
@@ -222,7 +223,7 @@ public final class PostgresConnection: @unchecked Sendable {
             values.append(rowValues)
         }
         let affected = Int(String(cString: PQcmdTuples(result))) ?? rowCount
-        return PostgresRows(columns: columns, values: values, affectedRows: affected)
+        return PostgresRows(columns: columns, columnTypes: types, values: values, affectedRows: affected)
     }
 
     func error(from result: OpaquePointer) -> PostgresError {

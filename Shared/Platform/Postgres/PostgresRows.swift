@@ -2,13 +2,16 @@
 public struct PostgresRows: Sendable, Sequence {
     /// Column names in order.
     public let columns: [String]
+    /// Column types in order: the type's OID and its modifier (`-1` for none), as `format_type(oid, modifier)` names them.
+    public let columnTypes: [(oid: UInt32, modifier: Int32)]
     /// How many rows a command affected (`INSERT`, `UPDATE`, `DELETE`), or returned.
     public let affectedRows: Int
     let values: [[String?]]
     let columnIndex: [String: Int]
 
-    init(columns: [String], values: [[String?]], affectedRows: Int) {
+    init(columns: [String], columnTypes: [(oid: UInt32, modifier: Int32)] = [], values: [[String?]], affectedRows: Int) {
         self.columns = columns
+        self.columnTypes = columnTypes
         self.values = values
         self.affectedRows = affectedRows
         var index: [String: Int] = [:]

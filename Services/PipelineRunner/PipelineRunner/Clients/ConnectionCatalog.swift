@@ -25,6 +25,9 @@ protocol ConnectionCatalog: Sendable {
     func table(_ table: String, connection id: Int64) async throws -> InternalTableSchema?
     /// The active connections that reach `host:port/database`.
     func matching(host: String, port: Int, database: String) async throws -> [Int64]
+    /// What reaches the connection's database, read from the vault for one run; ``CatalogRefusal`` when the
+    /// connection is gone or inactive.
+    func credentials(_ id: Int64) async throws -> InternalConnectionCredentials
 }
 
 /// A connection's database could not be inspected (it is down, or the connection is inactive): a deploy problem.
@@ -58,6 +61,16 @@ struct RemoteConnectionCatalog: ConnectionCatalog {
                                              body: InternalConnectionMatchRequest(host: host, port: port, database: database))
         return try caller.decode(InternalConnectionMatchResponse.self, from: response).connectionIDs
     }
+
+    func credentials(_ id: Int64) async throws -> InternalConnectionCredentials {
+        let response = try await caller.call(.GET, "/internal/connections/\(id)/credentials")
+        switch response.status.code {
+        case 200: return try caller.decode(InternalConnectionCredentials.self, from: response)
+        case 404: throw CatalogRefusal(reason: "connection \(id) does not exist")
+        case 409: throw CatalogRefusal(reason: caller.reason(of: response) ?? "connection \(id) cannot be used")
+        default: throw caller.unavailable
+        }
+    }
 }
 
 /// Connections and tables in memory, for unit tests.
@@ -69,6 +82,7 @@ final class InMemoryConnectionCatalog: ConnectionCatalog {
         var database: String
         /// Columns by qualified table name (`public.orders`).
         var tables: [String: [String]]
+        var credentials: InternalConnectionCredentials? = nil
     }
 
     private let entries: Mutex<[Int64: Entry]>
@@ -89,6 +103,11 @@ final class InMemoryConnectionCatalog: ConnectionCatalog {
         return InternalTableSchema(schema: parts[0], tableName: parts[1], columns: columns.map {
             InternalTableSchema.Column(name: $0, type: "text", nullable: true, primaryKey: false)
         })
+    }
+
+    func credentials(_ id: Int64) async throws -> InternalConnectionCredentials {
+        guard let credentials = entries.withLock({ $0[id]?.credentials }) else { throw CatalogRefusal(reason: "connection \(id) does not exist") }
+        return credentials
     }
 
     func matching(host: String, port: Int, database: String) async throws -> [Int64] {

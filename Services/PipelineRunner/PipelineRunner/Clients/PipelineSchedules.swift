@@ -52,7 +52,9 @@ struct RemotePipelineSchedules: PipelineSchedules {
         let response = try await caller.call(.PUT, "/internal/pipelines/\(pipelineID)/schedule",
                                              body: ScheduleRequest(name: name, cronSchedule: cron))
         if response.status == .unprocessableEntity {
-            throw SpecificationProblems([SpecificationProblem(path: "schedule", reason: caller.reason(of: response) ?? "is not a valid cron expression")],
+            // The scheduler names its own field; the task's cron expression is the pipeline's schedule.
+            let field = caller.field(of: response).map { $0 == "cron_schedule" || $0 == "timezone" ? "schedule" : $0 } ?? "schedule"
+            throw SpecificationProblems([SpecificationProblem(path: field, reason: caller.reason(of: response) ?? "is not valid")],
                                         subject: "The deployment")
         }
         return try caller.decode(ScheduledPipeline.self, from: response)
@@ -116,6 +118,7 @@ struct UnreachableServices: ConnectionCatalog, PipelineSchedules {
     func connection(_ id: Int64) async throws -> CatalogConnection? { throw unavailable }
     func table(_ table: String, connection id: Int64) async throws -> InternalTableSchema? { throw unavailable }
     func matching(host: String, port: Int, database: String) async throws -> [Int64] { throw unavailable }
+    func credentials(_ id: Int64) async throws -> InternalConnectionCredentials { throw unavailable }
     func schedule(pipelineID: String, name: String, cron: String) async throws -> ScheduledPipeline { throw unavailable }
     func unschedule(pipelineID: String) async throws { throw unavailable }
     func pause(pipelineID: String) async throws -> Int { throw unavailable }

@@ -70,7 +70,9 @@ struct PipelinesController: Sendable {
         group.post(":id/rollback") { request, context in
             let id = try PublicID.pipeline.id(in: context)
             let body = try await request.decodeJSON(as: RollbackRequest.self, context: context)
-            guard body.version >= 1 else { throw APIError.validation(field: "version", reason: "must be a positive integer") }
+            guard (1...Int(Int32.max)).contains(body.version) else {
+                throw APIError.validation(field: "version", reason: "must be an integer from 1 to \(Int32.max)")
+            }
             return try JSONResponse(PipelineResponse(pipeline: try await pipelines.rollback(id, to: body.version, by: context.user?.userID), detailed: true))
         }
         group.post(":id/deploy") { _, context in

@@ -145,7 +145,7 @@ struct RunResponse: Encodable, Sendable {
         case startedAt = "started_at", finishedAt = "finished_at", durationSeconds = "duration_seconds"
         case rowsProcessed = "rows_processed", bytesProcessed = "bytes_processed", metrics, error
         case cancelRequestedAt = "cancel_requested_at", jobID = "job_id", taskID = "task_id", schedulerRunID = "scheduler_run_id"
-        case connectionID = "connection_id", result
+        case connectionID = "connection_id", result, compiledSQL = "compiled_sql"
     }
 
     enum MetricKeys: String, CodingKey {
@@ -172,9 +172,9 @@ struct RunResponse: Encodable, Sendable {
         try container.encode(run.rowsProcessed, forKey: .rowsProcessed)
         try container.encode(run.bytesProcessed, forKey: .bytesProcessed)
         var metrics = container.nestedContainer(keyedBy: MetricKeys.self, forKey: .metrics)
-        try metrics.encode(Int64(run.metrics.extractionMS.rounded()), forKey: .extraction)
-        try metrics.encode(Int64(run.metrics.transformationMS.rounded()), forKey: .transformation)
-        try metrics.encode(Int64(run.metrics.loadingMS.rounded()), forKey: .loading)
+        try metrics.encode(Self.milliseconds(run.metrics.extractionMS), forKey: .extraction)
+        try metrics.encode(Self.milliseconds(run.metrics.transformationMS), forKey: .transformation)
+        try metrics.encode(Self.milliseconds(run.metrics.loadingMS), forKey: .loading)
         if let message = run.error {
             var error = container.nestedContainer(keyedBy: ErrorKeys.self, forKey: .error)
             try error.encode(run.errorCode ?? ErrorCode.pipelineExecutionError.rawValue, forKey: .code)
@@ -188,6 +188,15 @@ struct RunResponse: Encodable, Sendable {
         try container.encode(run.schedulerRunID, forKey: .schedulerRunID)
         try container.encode(run.connectionID, forKey: .connectionID)
         try container.encode(run.result, forKey: .result)
+        try container.encode(run.compiledSQL, forKey: .compiledSQL)
+    }
+}
+
+extension RunResponse {
+    /// Whole milliseconds of a stored figure; a value no clock produces (NaN, infinite, negative) is 0.
+    static func milliseconds(_ value: Double) -> Int64 {
+        guard value.isFinite, value > 0 else { return 0 }
+        return Int64(exactly: value.rounded()) ?? Int64.max
     }
 }
 

@@ -38,9 +38,12 @@ enum PlanCompiler {
     /// The plan of `specification`. `sourceColumns` are the columns of the source's table or query, in order
     /// (the engine reads them from the catalog or by describing the query); `afterCursor` filters an incremental
     /// source to rows past the last committed cursor value (bound as ``CompiledQuery/Binding/cursor``).
-    static func compile(_ specification: PipelineSpecification, sourceColumns: [String]?, afterCursor: Bool) throws -> ExecutionPlan {
+    /// `placeholder` writes the placeholder of the n-th binding (from 1): `$n` for a statement with bound
+    /// parameters, or what the engine binds them through when the statement takes none (`COPY`).
+    static func compile(_ specification: PipelineSpecification, sourceColumns: [String]?, afterCursor: Bool,
+                        placeholder: @escaping (Int) -> String = { "$\($0)" }) throws -> ExecutionPlan {
         guard let source = specification.sources.first else { throw Refusal(path: "sources", reason: "has no source") }
-        var builder = QueryBuilder()
+        var builder = QueryBuilder(render: placeholder)
         var relation: String
         if let table = source.config.table {
             relation = "SELECT * FROM \(try SQLTableName(parsing: table).quoted)"
@@ -121,13 +124,14 @@ enum PlanCompiler {
 
 /// Collects the placeholders of one query: each run parameter and the cursor get one number, however often used.
 private struct QueryBuilder {
+    let render: (Int) -> String
     private(set) var bindings: [CompiledQuery.Binding] = []
 
     /// The placeholder (`$3`) of a binding, numbered on first use.
     mutating func placeholder(for binding: CompiledQuery.Binding) -> String {
-        if let index = bindings.firstIndex(of: binding) { return "$\(index + 1)" }
+        if let index = bindings.firstIndex(of: binding) { return render(index + 1) }
         bindings.append(binding)
-        return "$\(bindings.count)"
+        return render(bindings.count)
     }
 
     /// A validated fragment with its `:name` parameters turned into placeholders (by token, never by text search:

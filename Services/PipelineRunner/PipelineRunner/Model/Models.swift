@@ -132,6 +132,8 @@ struct Run: Sendable, Equatable {
     var errorCode: String?
     var error: String?
     var result: JSONValue?
+    /// The query the run sent to its source, once compiled.
+    var compiledSQL: String?
 
     var publicID: String { PublicID.run.format(id) }
 
@@ -140,6 +142,16 @@ struct Run: Sendable, Equatable {
         guard let startedAt, let finishedAt else { return nil }
         return Int(finishedAt.timeIntervalSince(startedAt).rounded())
     }
+}
+
+/// How a run ended, as its runner reports it.
+struct RunOutcome: Sendable, Equatable {
+    var status: RunStatus
+    var rowsProcessed: Int64 = 0
+    var bytesProcessed: Int64 = 0
+    var metrics = RunMetrics()
+    var errorCode: String?
+    var error: String?
 }
 
 /// A run to record.

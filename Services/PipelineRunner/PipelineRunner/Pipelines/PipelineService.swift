@@ -64,7 +64,9 @@ struct PipelineService: Sendable {
         guard let version = try await pipelines.version(id: id, number: number) else {
             throw APIError.validation(field: "version", reason: "pipeline \(existing.publicID) has no version \(number) (newest: \(existing.version))")
         }
-        return try await store(version.specification, of: existing, projectID: existing.projectID, change: "rollback to version \(number)", by: actor)
+        // Checked again: the rules may have tightened since that version was stored.
+        let specification = try await specification(of: Self.json(of: version.specification))
+        return try await store(specification, of: existing, projectID: existing.projectID, change: "rollback to version \(number)", by: actor)
     }
 
     /// Checks the newest version against the databases it names, then makes it the deployed one: the pipeline
@@ -75,7 +77,16 @@ struct PipelineService: Sendable {
         guard problems.isEmpty else { throw SpecificationProblems(problems, subject: "The deployment") }
         let task = try await applySchedule(of: pipeline.specification, pipeline: pipeline)
         let now = Date()
-        guard let deployed = try await pipelines.markDeployed(id: id, version: pipeline.version, at: now) else {
+        let deployed: Pipeline?
+        do {
+            deployed = try await pipelines.markDeployed(id: id, version: pipeline.version, at: now)
+        } catch {
+            await restoreSchedule(of: pipeline)
+            throw error
+        }
+        guard let deployed else {
+            // Deleted meanwhile: its schedule must not outlive it.
+            try? await schedules.unschedule(pipelineID: pipeline.publicID)
             throw APIError.notFound("pipeline", id: pipeline.publicID)
         }
         await announcer.audit("pipeline.deploy", pipeline.publicID, by: actor, details: ["version": .number(Double(pipeline.version))])
@@ -158,13 +169,25 @@ struct PipelineService: Sendable {
         return pipeline
     }
 
+    /// Puts back the schedule of the version deployed before a deploy that failed halfway.
+    private func restoreSchedule(of pipeline: Pipeline) async {
+        guard let number = pipeline.deployedVersion, let version = try? await pipelines.version(id: pipeline.id, number: number) else {
+            try? await schedules.unschedule(pipelineID: pipeline.publicID)
+            return
+        }
+        _ = try? await applySchedule(of: version.specification, pipeline: pipeline)
+    }
+
     /// Creates, updates or removes the scheduler task of a specification's schedule.
     private func applySchedule(of specification: PipelineSpecification, pipeline: Pipeline) async throws -> ScheduledPipeline? {
         guard let cron = specification.schedule else {
             try await schedules.unschedule(pipelineID: pipeline.publicID)
             return nil
         }
-        return try await schedules.schedule(pipelineID: pipeline.publicID, name: "\(specification.name) (\(pipeline.publicID))", cron: cron)
+        // The scheduler's names hold 200 characters; the pipeline's id, which makes the task's name unique, stays whole.
+        let suffix = " (\(pipeline.publicID))"
+        let name = String(specification.name.prefix(200 - suffix.count)) + suffix
+        return try await schedules.schedule(pipelineID: pipeline.publicID, name: name, cron: cron)
     }
 
     private func deployed(_ id: Int64) async throws -> Pipeline {

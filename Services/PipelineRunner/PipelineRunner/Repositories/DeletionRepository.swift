@@ -191,7 +191,7 @@ struct PostgresDeletionRepository: DeletionRepository {
         try await postgres.withTransaction { connection in
             guard let row = try await connection.query("""
                 SELECT p.name, p.deleted_at, p.deleted_with_project, j.deleted_at AS project_deleted_at
-                FROM \(tables.pipelines) p JOIN \(tables.projects) j ON j.id = p.project_id WHERE p.id = \(id) FOR UPDATE OF p
+                FROM \(tables.pipelines) p JOIN \(tables.projects) j ON j.id = p.project_id WHERE p.id = \(id) FOR UPDATE OF p FOR SHARE OF j
                 """).first else { return .notFound }
             guard try row.decode("deleted_at", as: Date?.self) != nil else { return .notDeleted }
             if try row.decode("project_deleted_at", as: Date?.self) != nil {

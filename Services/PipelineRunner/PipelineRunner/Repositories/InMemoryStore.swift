@@ -22,13 +22,25 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
     private var versionList: [Int64: [PipelineVersion]] = [:]
     private var runList: [Int64: Run] = [:]
     private var logList: [Int64: [RunLogEntry]] = [:]
-    private var nextID: Int64 = 1
+    /// One sequence per kind, as PostgreSQL has: an id of the wrong kind must find nothing for the right reason.
+    private var nextIDs: [PublicID: Int64] = [:]
 
     init() {}
 
-    private func makeID() -> Int64 {
-        defer { nextID += 1 }
-        return nextID
+    private func makeID(_ kind: PublicID) -> Int64 {
+        defer { nextIDs[kind, default: 1] += 1 }
+        return nextIDs[kind, default: 1]
+    }
+
+    /// As ``stopRuns(of:at:using:tables:)`` does for PostgreSQL.
+    private func stopRuns(of pipelineIDs: [Int64], at: Date) {
+        for (id, run) in runList where run.pipelineID.map(pipelineIDs.contains) ?? false && !run.status.isFinished {
+            runList[id]?.cancelRequestedAt = run.cancelRequestedAt ?? at
+            if run.status == .queued {
+                runList[id]?.status = .cancelled
+                runList[id]?.finishedAt = at
+            }
+        }
     }
 
     // MARK: Projects
@@ -49,7 +61,7 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
     func create(name: String, description: String, createdBy: String?) async throws -> Project {
         try checkProjectName(name)
         let now = Date()
-        let project = Project(id: makeID(), name: name, description: description, pipelineCount: 0, createdBy: createdBy, createdAt: now, updatedAt: now)
+        let project = Project(id: makeID(.project), name: name, description: description, pipelineCount: 0, createdBy: createdBy, createdAt: now, updatedAt: now)
         projects[project.id] = StoredProject(project: project)
         return project
     }
@@ -79,6 +91,7 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
             pipelines[pipelineID]?.deletedWithProject = true
             taken.append(pipelineID)
         }
+        stopRuns(of: taken, at: deletion.at)
         return taken.sorted()
     }
 
@@ -104,7 +117,7 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
         guard liveProject(projectID) != nil else { return nil }
         try checkPipelineName(specification.name, project: projectID)
         let now = Date()
-        let pipeline = Pipeline(id: makeID(), projectID: projectID, status: .draft, version: 1, specification: specification,
+        let pipeline = Pipeline(id: makeID(.pipeline), projectID: projectID, status: .draft, version: 1, specification: specification,
                                 createdBy: createdBy, createdAt: now, updatedAt: now)
         pipelines[pipeline.id] = StoredPipeline(pipeline: pipeline)
         versionList[pipeline.id] = [PipelineVersion(pipelineID: pipeline.id, version: 1, specification: specification, change: "created",
@@ -164,6 +177,7 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
         guard livePipeline(id) != nil else { return false }
         pipelines[id]?.deletion = deletion
         pipelines[id]?.deletedWithProject = false
+        stopRuns(of: [id], at: deletion.at)
         return true
     }
 
@@ -177,7 +191,7 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
 
     func create(_ new: NewRun, log: String) async throws -> (run: Run, created: Bool) {
         if let existing = runList.values.first(where: { $0.jobID == new.jobID }) { return (existing, false) }
-        let run = Run(id: makeID(), jobID: new.jobID, kind: new.kind, pipelineID: new.pipelineID, pipelineVersion: new.pipelineVersion,
+        let run = Run(id: makeID(.run), jobID: new.jobID, kind: new.kind, pipelineID: new.pipelineID, pipelineVersion: new.pipelineVersion,
                       connectionID: new.connectionID, taskID: new.taskID, schedulerRunID: new.schedulerRunID, trigger: new.trigger,
                       status: .queued, parameters: new.parameters, requestedBy: new.requestedBy, queuedAt: new.queuedAt)
         runList[run.id] = run
@@ -230,6 +244,44 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
     func logs(runID: Int64, limit: Int, offset: Int) async throws -> (items: [RunLogEntry], total: Int) {
         let all = logList[runID] ?? []
         return (Array(all.dropFirst(offset).prefix(limit)), all.count)
+    }
+
+    private var leases: [Int64: (owner: String, until: Date)] = [:]
+
+    func claim(id: Int64, owner: String, leaseUntil: Date) async throws -> Run? {
+        guard var run = runList[id], run.cancelRequestedAt == nil else { return nil }
+        let expired = leases[id].map { $0.until < Date() } ?? true
+        guard run.status == .queued || (run.status == .running && expired) else { return nil }
+        run.status = .running
+        run.startedAt = run.startedAt ?? Date()
+        runList[id] = run
+        leases[id] = (owner, leaseUntil)
+        return run
+    }
+
+    func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool {
+        guard leases[id]?.owner == owner, runList[id]?.status == .running else { return false }
+        leases[id] = (owner, leaseUntil)
+        return true
+    }
+
+    func note(id: Int64, compiledSQL: String?, log: String, level: RunLogEntry.Level) async throws {
+        if let compiledSQL { runList[id]?.compiledSQL = compiledSQL }
+        logList[id, default: []].append(RunLogEntry(at: Date(), level: level, message: log))
+    }
+
+    func finish(id: Int64, owner: String, _ outcome: RunOutcome, at: Date) async throws -> Run? {
+        guard leases[id]?.owner == owner, var run = runList[id], run.status == .running else { return nil }
+        run.status = outcome.status
+        run.finishedAt = at
+        run.rowsProcessed = outcome.rowsProcessed
+        run.bytesProcessed = outcome.bytesProcessed
+        run.metrics = outcome.metrics
+        run.errorCode = outcome.errorCode
+        run.error = outcome.error
+        runList[id] = run
+        leases[id] = nil
+        return run
     }
 
     // MARK: Deletions

@@ -60,6 +60,7 @@ struct PostgresPipelineRepository: PipelineRepository {
                 guard let row = try await connection.query("""
                     INSERT INTO \(tables.pipelines) (project_id, name, created_by)
                     SELECT id, \(specification.name), \(createdBy) FROM \(tables.projects) WHERE id = \(projectID) AND deleted_at IS NULL
+                    FOR SHARE
                     RETURNING id
                     """).first else { return nil }
                 let id = try row.decode("id", as: Int64.self)
@@ -99,7 +100,7 @@ struct PostgresPipelineRepository: PipelineRepository {
                     UPDATE \(tables.pipelines) p SET version = p.version + 1, project_id = \(projectID), name = \(specification.name),
                         updated_at = now()
                     WHERE p.id = \(id) AND p.deleted_at IS NULL
-                      AND EXISTS (SELECT 1 FROM \(tables.projects) j WHERE j.id = \(projectID) AND j.deleted_at IS NULL)
+                      AND EXISTS (SELECT 1 FROM \(tables.projects) j WHERE j.id = \(projectID) AND j.deleted_at IS NULL FOR SHARE)
                     RETURNING p.version
                     """).first else { return false }
                 let version = try row.decode("version", as: Int.self)
@@ -147,10 +148,14 @@ struct PostgresPipelineRepository: PipelineRepository {
     }
 
     func softDelete(id: Int64, deletion: Deletion) async throws -> Bool {
-        try await postgres.query("""
-            UPDATE \(tables.pipelines) SET deleted_at = \(deletion.at), deleted_by = \(deletion.by), deleted_with_project = false
-            WHERE id = \(id) AND deleted_at IS NULL RETURNING id
-            """).count == 1
+        try await postgres.withTransaction { connection in
+            guard try await connection.query("""
+                UPDATE \(tables.pipelines) SET deleted_at = \(deletion.at), deleted_by = \(deletion.by), deleted_with_project = false
+                WHERE id = \(id) AND deleted_at IS NULL RETURNING id
+                """).count == 1 else { return false }
+            try await stopRuns(of: [id], at: deletion.at, using: connection, tables: tables)
+            return true
+        }
     }
 
     /// The pipelines with their latest runs, in one query for the whole page.

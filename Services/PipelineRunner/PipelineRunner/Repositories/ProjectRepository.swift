@@ -51,10 +51,22 @@ extension PostgresError {
     static func renamingDuplicates<T>(kind: String, name: String, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as PostgresError where error.code == .uniqueViolation {
+        } catch let error as PostgresError where error.code == .uniqueViolation && (error.constraint ?? "").hasSuffix("_live_name_key") {
             throw DuplicateName(kind: kind, name: name)
         }
     }
+}
+
+/// Ends the queued runs of pipelines that are being deleted and asks their running ones to stop: nothing runs for a
+/// pipeline nobody can see any more.
+func stopRuns(of pipelines: [Int64], at: Date, using connection: PostgresConnection, tables: PipelineTables) async throws {
+    guard !pipelines.isEmpty else { return }
+    try await connection.query("""
+        UPDATE \(tables.runs) SET cancel_requested_at = coalesce(cancel_requested_at, \(at)),
+            status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+            finished_at = CASE WHEN status = 'queued' THEN \(at) ELSE finished_at END
+        WHERE pipeline_id = ANY (\(pipelines.map(String.init))::bigint[]) AND status IN ('queued', 'running')
+        """)
 }
 
 /// Projects in the service's schema.
@@ -106,10 +118,12 @@ struct PostgresProjectRepository: ProjectRepository {
                 UPDATE \(tables.projects) SET deleted_at = \(deletion.at), deleted_by = \(deletion.by)
                 WHERE id = \(id) AND deleted_at IS NULL RETURNING id
                 """).count == 1 else { return nil }
-            return try await connection.query("""
+            let pipelines = try await connection.query("""
                 UPDATE \(tables.pipelines) SET deleted_at = \(deletion.at), deleted_by = \(deletion.by), deleted_with_project = true
                 WHERE project_id = \(id) AND deleted_at IS NULL RETURNING id
                 """).map { try $0.decode("id", as: Int64.self) }
+            try await stopRuns(of: pipelines, at: deletion.at, using: connection, tables: tables)
+            return pipelines
         }
     }
 

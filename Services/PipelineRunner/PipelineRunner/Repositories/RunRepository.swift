@@ -25,6 +25,18 @@ protocol RunRepository: Sendable {
     /// Ends a queued run as failed (its job could not be queued).
     func fail(id: Int64, code: String, message: String, at: Date) async throws -> Run?
     func logs(runID: Int64, limit: Int, offset: Int) async throws -> (items: [RunLogEntry], total: Int)
+
+    // The engine's side: a runner owns a run through a lease.
+
+    /// Makes `owner` the runner of a queued run, or of a running one whose lease has expired; `nil` when the run
+    /// has ended or another runner holds it.
+    func claim(id: Int64, owner: String, leaseUntil: Date) async throws -> Run?
+    /// Extends the lease; false when `owner` no longer holds it (the run was taken over).
+    func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool
+    /// Records the compiled query and a log line of the owner's run.
+    func note(id: Int64, compiledSQL: String?, log: String, level: RunLogEntry.Level) async throws
+    /// Ends the owner's run; `nil` when `owner` no longer holds it.
+    func finish(id: Int64, owner: String, _ outcome: RunOutcome, at: Date) async throws -> Run?
 }
 
 /// Runs in the service's schema.
@@ -35,7 +47,7 @@ struct PostgresRunRepository: RunRepository {
     static let columns: PostgresQuery = """
         id, job_id, kind, pipeline_id, pipeline_version, connection_id, task_id, scheduler_run_id, trigger, status, parameters,
         requested_by, queued_at, started_at, finished_at, cancel_requested_at, rows_processed, bytes_processed, extraction_ms,
-        transformation_ms, loading_ms, error_code, error, result
+        transformation_ms, loading_ms, error_code, error, result, compiled_sql
         """
 
     /// Runs that are visible: their pipeline (if any) is live.
@@ -59,8 +71,11 @@ struct PostgresRunRepository: RunRepository {
                 try await connection.query("INSERT INTO \(tables.runLogs) (run_id, logged_at, level, message) VALUES (\(created.id), \(run.queuedAt), 'info', \(log))")
                 return (created, true)
             }
-            let existing = try await connection.query("SELECT \(Self.columns) FROM \(tables.runs) WHERE job_id = \(run.jobID)")
-            return (try Self.decode(existing.first!), false)
+            guard let existing = try await connection.query("SELECT \(Self.columns) FROM \(tables.runs) WHERE job_id = \(run.jobID)").first else {
+                // Recorded and removed for good between the two statements (its project was purged).
+                throw PostgresError(code: .foreignKeyViolation, reason: "the run's pipeline is gone")
+            }
+            return (try Self.decode(existing), false)
         }
     }
 
@@ -127,6 +142,38 @@ struct PostgresRunRepository: RunRepository {
         return (items, total)
     }
 
+    func claim(id: Int64, owner: String, leaseUntil: Date) async throws -> Run? {
+        try await postgres.query("""
+            UPDATE \(tables.runs) SET status = 'running', owner = \(owner), lease_until = \(leaseUntil), started_at = coalesce(started_at, now())
+            WHERE id = \(id) AND cancel_requested_at IS NULL
+              AND (status = 'queued' OR (status = 'running' AND (lease_until IS NULL OR lease_until < now())))
+            RETURNING \(Self.columns)
+            """).map(Self.decode).first
+    }
+
+    func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool {
+        try await postgres.query("""
+            UPDATE \(tables.runs) SET lease_until = \(leaseUntil) WHERE id = \(id) AND owner = \(owner) AND status = 'running' RETURNING id
+            """).count == 1
+    }
+
+    func note(id: Int64, compiledSQL: String?, log: String, level: RunLogEntry.Level) async throws {
+        try await postgres.withTransaction { connection in
+            if let compiledSQL { try await connection.query("UPDATE \(tables.runs) SET compiled_sql = \(compiledSQL) WHERE id = \(id)") }
+            try await connection.query("INSERT INTO \(tables.runLogs) (run_id, level, message) VALUES (\(id), \(level.rawValue), \(log))")
+        }
+    }
+
+    func finish(id: Int64, owner: String, _ outcome: RunOutcome, at: Date) async throws -> Run? {
+        try await postgres.query("""
+            UPDATE \(tables.runs) SET status = \(outcome.status.rawValue), finished_at = \(at), lease_until = NULL,
+                rows_processed = \(outcome.rowsProcessed), bytes_processed = \(outcome.bytesProcessed),
+                extraction_ms = \(outcome.metrics.extractionMS), transformation_ms = \(outcome.metrics.transformationMS),
+                loading_ms = \(outcome.metrics.loadingMS), error_code = \(outcome.errorCode), error = \(outcome.error)
+            WHERE id = \(id) AND owner = \(owner) AND status = 'running' RETURNING \(Self.columns)
+            """).map(Self.decode).first
+    }
+
     static func decode(_ row: PostgresRow) throws -> Run {
         guard let kind = JobRequest.Kind(rawValue: try row.decode("kind")) else { throw PostgresDecodingError(JobRequest.Kind.self) }
         guard let status = RunStatus(rawValue: try row.decode("status")) else { throw PostgresDecodingError(RunStatus.self) }
@@ -141,6 +188,6 @@ struct PostgresRunRepository: RunRepository {
             metrics: RunMetrics(extractionMS: try row.decode("extraction_ms"), transformationMS: try row.decode("transformation_ms"),
                                 loadingMS: try row.decode("loading_ms")),
             errorCode: try row.decode("error_code"), error: try row.decode("error"),
-            result: try row.decode("result", as: PostgresJSON<JSONValue>?.self)?.value)
+            result: try row.decode("result", as: PostgresJSON<JSONValue>?.self)?.value, compiledSQL: try row.decode("compiled_sql"))
     }
 }

@@ -3,10 +3,12 @@ import Logging
 import Platform
 import SharedModels
 
-/// Takes jobs from `platform:jobs` in the consumer group `pipeline-runner` (one replica gets each) and records
-/// their runs; a job delivered twice is recorded once.
+/// Takes jobs from `platform:jobs` in the consumer group `pipeline-runner` (one replica gets each), records their
+/// runs (a job delivered twice is recorded once) and executes pipeline runs; the run's lease, not the delivery,
+/// decides whether a run still needs a runner.
 enum JobIntake {
-    static func worker(runs: RunService, configuration: RunnerConfiguration, settings: ServiceSettings, logger: Logger) -> StreamWorker {
+    static func worker(runs: RunService, executor: PipelineExecutor, configuration: RunnerConfiguration, settings: ServiceSettings,
+                       logger: Logger) -> StreamWorker {
         StreamWorker(
             configuration: .init(stream: PlatformStream.jobs.rawValue, group: "pipeline-runner", consumer: settings.instanceID,
                                  concurrency: configuration.jobConcurrency, visibilityTimeout: configuration.jobVisibilityTimeout),
@@ -16,7 +18,7 @@ enum JobIntake {
                 logger.warning("ignoring a job that does not decode", metadata: ["entry": "\(entry.id)"])
                 return
             }
-            try await runs.intake(job)
+            if let run = try await runs.intake(job) { try await executor.execute(run) }
         }
     }
 }

@@ -55,26 +55,33 @@ struct RunService: Sendable {
     /// 409 for a run that has already ended.
     func cancel(_ id: Int64, by actor: String?) async throws -> Run {
         let run = try await find(id)
-        guard !run.status.isFinished else {
-            throw APIError(.conflict, code: .validationError, message: "Run \(run.publicID) has already ended (\(run.status.rawValue))",
-                           details: ["field": "status", "reason": .string("is \(run.status.rawValue)")])
-        }
+        guard !run.status.isFinished else { throw Self.ended(run) }
         guard let change = try await runs.requestCancel(id: id, at: Date(), by: actor) else { throw APIError.notFound("run", id: run.publicID) }
+        // It may have ended between the two reads.
+        guard !change.before.status.isFinished else { throw Self.ended(change.before) }
         try await settle(change.after, previous: change.before)
         await announcer.audit("run.cancel", run.publicID, by: actor)
         return change.after
     }
 
+    /// 409: the run has ended and cannot be cancelled.
+    static func ended(_ run: Run) -> APIError {
+        APIError(.conflict, code: .validationError, message: "Run \(run.publicID) has already ended (\(run.status.rawValue))",
+                 details: ["field": "status", "reason": .string("is \(run.status.rawValue)")])
+    }
+
     /// Takes in a job from `platform:jobs`. A job is recorded once however often it is delivered; a scheduler's
-    /// job gets a run of its own that carries the scheduler's run id back in its events.
-    func intake(_ job: JobRequest) async throws {
+    /// job gets a run of its own that carries the scheduler's run id back in its events. Returns the pipeline run
+    /// to execute, if there is one.
+    @discardableResult
+    func intake(_ job: JobRequest) async throws -> Int64? {
         let schedulerRunID = job.runID.hasPrefix("taskrun_") ? job.runID : nil
         if job.kind == .cancel {
             try await cancel(job: job, schedulerRunID: schedulerRunID)
-            return
+            return nil
         }
         // Runs queued through this API are already recorded under their job id.
-        guard schedulerRunID != nil else { return }
+        guard schedulerRunID != nil else { return job.kind == .pipelineRun ? PublicID.run.parse(job.runID) : nil }
         var new = NewRun(jobID: job.jobID, kind: job.kind, connectionID: job.connectionID.map(Int64.init), taskID: job.taskID.map(Int64.init),
                          schedulerRunID: schedulerRunID, trigger: "schedule", parameters: job.parameters, requestedBy: "scheduler",
                          queuedAt: job.requestedAt)
@@ -84,17 +91,20 @@ struct RunService: Sendable {
                 // No pipeline to hang a run on: the scheduler's run fails, with the reason.
                 try await events.publish(RunEvent(runID: job.runID, jobID: job.jobID, taskID: job.taskID, schedulerRunID: schedulerRunID,
                                                   kind: .failed, error: "pipeline \(job.pipelineID ?? "(none)") does not exist"))
-                return
+                return nil
             }
             new.pipelineID = id
             new.pipelineVersion = pipeline.deployedVersion
             if pipeline.deployedVersion == nil { refusal = "pipeline \(pipeline.publicID) is a draft: deploy it first" }
         }
         let (run, created) = try await runs.create(new, log: "queued by scheduler task \(job.taskID.map(String.init) ?? "?") (\(job.runID))")
-        guard created else { return }
-        if let refusal, let failed = try await runs.fail(id: run.id, code: ErrorCode.pipelineExecutionError.rawValue, message: refusal, at: Date()) {
+        if created, let refusal,
+           let failed = try await runs.fail(id: run.id, code: ErrorCode.pipelineExecutionError.rawValue, message: refusal, at: Date()) {
             try await settle(failed, previous: run)
+            return nil
         }
+        // Delivered again (its runner died): the lease decides whether it still needs a runner.
+        return job.kind == .pipelineRun ? run.id : nil
     }
 
     /// A `cancel` job: of the scheduler's run (a timeout, a replacing run) or of one of ours.
@@ -113,9 +123,9 @@ struct RunService: Sendable {
     /// Tells the platform how a run ended, or asks its runner to stop it.
     private func settle(_ run: Run, previous: Run) async throws {
         if run.status == .cancelled && previous.status != .cancelled {
-            try await events.publish(event(.cancelled, of: run))
+            try await events.publish(Self.event(.cancelled, of: run))
         } else if run.status == .failed && previous.status != .failed {
-            try await events.publish(event(.failed, of: run))
+            try await events.publish(Self.event(.failed, of: run))
         } else if run.status == .running && previous.cancelRequestedAt == nil {
             try await events.publish(JobRequest(jobID: "cancel:\(run.publicID)", kind: .cancel, runID: run.publicID,
                                                 pipelineID: run.pipelineID.map(PublicID.pipeline.format)))
@@ -123,7 +133,7 @@ struct RunService: Sendable {
     }
 
     /// The run event of `run`, with the scheduler's ids when it started it.
-    func event(_ kind: RunEvent.Kind, of run: Run) -> RunEvent {
+    static func event(_ kind: RunEvent.Kind, of run: Run) -> RunEvent {
         RunEvent(runID: run.publicID, jobID: run.jobID, taskID: run.taskID.map(Int.init), schedulerRunID: run.schedulerRunID, kind: kind,
                  rowsRead: run.rowsProcessed, rowsWritten: run.rowsProcessed, bytes: run.bytesProcessed,
                  stageTimingsMS: ["extract": run.metrics.extractionMS, "transform": run.metrics.transformationMS, "load": run.metrics.loadingMS],

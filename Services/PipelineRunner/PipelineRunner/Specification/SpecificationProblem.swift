@@ -29,8 +29,10 @@ struct SpecificationProblems: Error, Sendable, Equatable, APIErrorConvertible {
     var apiError: APIError {
         let first = problems.first ?? SpecificationProblem(path: "body", reason: "is invalid")
         let count = problems.count == 1 ? "1 problem" : "\(problems.count) problems"
+        // A transformation the platform does not run is the contract's own code, whatever else is wrong too.
+        let code: ErrorCode = problems.contains { $0.code == .unsupportedTransformation } ? .unsupportedTransformation : first.code
         return APIError(
-            .unprocessableContent, code: first.code, message: "\(subject) has \(count); first: \(first)",
+            .unprocessableContent, code: code, message: "\(subject) has \(count); first: \(first)",
             details: ["field": .string(first.path), "reason": .string(first.reason), "problems": .array(problems.map(\.json))])
     }
 }

@@ -1,0 +1,284 @@
+import Foundation
+import Logging
+import NIOPosix
+import Platform
+import SharedModels
+
+/// Executes pipeline runs into PostgreSQL targets: claims the run under a lease, reads credentials from the vault
+/// for this run only, compiles the deployed specification into one query on the source, streams its result with
+/// `COPY` into a staging table on the target, and applies it in one transaction that also records the run in the
+/// target's ledger. A failure or a cancel at any point leaves the target as it was.
+struct PipelineExecutor: Sendable {
+    let runs: any RunRepository
+    let pipelines: any PipelineRepository
+    let catalog: any ConnectionCatalog
+    let events: any EventSink
+    let threadPool: NIOThreadPool
+    /// This runner's name in leases.
+    let owner: String
+    /// How long a lease lasts unless renewed (renewed every second).
+    var lease: Duration = .seconds(30)
+    let logger: Logger
+
+    /// Why a run failed, in words for its user.
+    struct Failure: Error, Sendable {
+        var code: ErrorCode
+        var message: String
+    }
+
+    /// Runs `run` if no other runner holds it; returns the run as it ended, or `nil` when it was not this runner's.
+    @discardableResult
+    func execute(_ runID: Int64) async throws -> Run? {
+        guard let run = try await runs.claim(id: runID, owner: owner, leaseUntil: leaseEnd()) else { return nil }
+        try await events.publish(RunService.event(.started, of: run))
+        let started = ContinuousClock.now
+        let outcome: RunOutcome
+        do {
+            outcome = try await withLease(of: run) { try await load(run) }
+        } catch let error as Failure {
+            outcome = RunOutcome(status: .failed, errorCode: error.code.rawValue, error: error.message)
+        } catch is CancellationError {
+            outcome = RunOutcome(status: .cancelled, error: "cancelled")
+        } catch {
+            outcome = RunOutcome(status: .failed, errorCode: ErrorCode.pipelineExecutionError.rawValue, error: Self.message(for: error))
+        }
+        if outcome.status != .success { await dropStages(of: run) }
+        guard let ended = try await runs.finish(id: runID, owner: owner, outcome, at: Date()) else {
+            logger.warning("a run was taken over while it ran", metadata: ["run_id": "\(run.publicID)"])
+            return nil
+        }
+        let kind: RunEvent.Kind = switch ended.status {
+        case .success: .completed
+        case .cancelled: .cancelled
+        default: .failed
+        }
+        try await runs.note(id: runID, compiledSQL: nil, log: "\(ended.status.rawValue) after \(started.duration(to: .now))"
+                            + (ended.error.map { ": \($0)" } ?? ""), level: ended.status == .success ? .info : .error)
+        try await events.publish(RunService.event(kind, of: ended))
+        return ended
+    }
+
+    /// Runs `work` while renewing the lease every second; a cancel request (or a lost lease) stops it.
+    private func withLease<T: Sendable>(of run: Run, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work() }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: .seconds(1))
+                    guard try await runs.renew(id: run.id, owner: owner, leaseUntil: leaseEnd()),
+                          try await runs.find(id: run.id)?.cancelRequestedAt == nil else { throw CancellationError() }
+                    try? await events.publish(RunService.event(.progress, of: run))
+                }
+            }
+            defer { group.cancelAll() }
+            guard let result = try await group.next() ?? nil else { throw CancellationError() }
+            return result
+        }
+    }
+
+    /// The load itself: source to staging, staging to target, for every target.
+    private func load(_ run: Run) async throws -> RunOutcome {
+        guard let pipelineID = run.pipelineID, let number = run.pipelineVersion,
+              let version = try await pipelines.version(id: pipelineID, number: number) else {
+            throw Failure(code: .pipelineExecutionError, message: "the run names no deployed version of its pipeline")
+        }
+        let specification = version.specification
+        guard let source = specification.sources.first, let sourceID = source.connectionID else {
+            throw Failure(code: .pipelineExecutionError, message: "the pipeline has no source connection")
+        }
+        var outcome = RunOutcome(status: .success)
+        for target in specification.targets {
+            guard target.type == .postgresql, let targetID = target.connectionID else {
+                throw Failure(code: .pipelineExecutionError, message: "\(target.type.rawValue) targets are not run by this engine yet")
+            }
+            let loaded = try await load(run, specification, from: sourceID, into: target, connection: targetID)
+            outcome.rowsProcessed += loaded.rowsProcessed
+            outcome.bytesProcessed += loaded.bytesProcessed
+            outcome.metrics.extractionMS += loaded.metrics.extractionMS
+            outcome.metrics.loadingMS += loaded.metrics.loadingMS
+        }
+        return outcome
+    }
+
+    private func load(_ run: Run, _ specification: PipelineSpecification, from sourceID: Int64, into target: Target,
+                      connection targetID: Int64) async throws -> RunOutcome {
+        let source = try await connect(sourceID)
+        defer { source.close() }
+        let destination = try await connect(targetID)
+        defer { destination.close() }
+
+        let table = try SQLTableName(parsing: target.config.table)
+        var load = PostgresLoad(target: table, columns: [], mode: target.config.mode, key: target.config.key,
+                                createTable: target.config.createTable, runID: run.publicID,
+                                pipelineID: PublicID.pipeline.format(run.pipelineID ?? 0), targetID: target.id)
+        try await destination.query(PostgresQuery(unsafeSQL: load.createLedger))
+        if let loaded = try await destination.query(PostgresQuery(unsafeSQL: "SELECT rows FROM \(load.ledger.quoted) WHERE run_id = $1 AND target_id = $2",
+                                                                      binds: [run.publicID, target.id])).first {
+            // This run committed before its runner died: nothing is loaded twice.
+            let rows = try loaded.decode("rows", as: Int64.self)
+            try await runs.note(id: run.id, compiledSQL: nil, log: "already loaded into \(table.displayName) (\(rows) rows): not loaded again", level: .warning)
+            return RunOutcome(status: .success, rowsProcessed: rows)
+        }
+        let cursor = try await destination.query(PostgresQuery(unsafeSQL: """
+            SELECT cursor_value FROM \(load.ledger.quoted) WHERE pipeline_id = $1 AND target_id = $2 AND cursor_value IS NOT NULL
+            ORDER BY loaded_at DESC LIMIT 1
+            """, binds: [load.pipelineID, target.id])).first.map { try $0.decode("cursor_value", as: String.self) }
+
+        // The source, read in one read-only snapshot.
+        try await source.query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ")
+        let sourceColumns = try await columns(of: specification, on: source)
+        let plan = try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil)
+        let values = try bindingValues(plan.query.bindings, parameters: run.parameters, cursor: cursor)
+        load = PostgresLoad(target: table, columns: try await resultColumns(of: plan.query.sql, values: values, on: source), mode: load.mode,
+                            key: load.key, createTable: load.createTable, runID: load.runID, pipelineID: load.pipelineID, targetID: load.targetID)
+        let copySQL = try await boundForCopy(plan.query, values: values, on: source) { placeholder in
+            try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil, placeholder: placeholder).query.sql
+        }
+        try await runs.note(id: run.id, compiledSQL: plan.query.sql, log: "reading the source with the compiled query", level: .info)
+
+        let targetExists = try await destination.query(PostgresQuery(unsafeSQL: "SELECT to_regclass($1) IS NOT NULL AS found",
+                                                                     binds: [table.quoted])).first!.decode("found", as: Bool.self)
+        guard targetExists || load.createTable else {
+            throw Failure(code: .pipelineExecutionError, message: "table \(table.displayName) does not exist; set create_table to true to have it created")
+        }
+        for statement in load.createStage { try await destination.query(PostgresQuery(unsafeSQL: statement)) }
+        let extraction = ContinuousClock.now
+        let rows: Int64
+        do {
+            rows = try await PostgresCopyPipe.copy(from: source, "COPY (\(copySQL)) TO STDOUT", to: destination, load.copyIn)
+            try await source.query("COMMIT")
+        } catch {
+            source.cancelCurrentQuery()
+            destination.cancelCurrentQuery()
+            throw error
+        }
+        let loading = ContinuousClock.now
+        let cursorValue = try await nextCursor(plan, stage: load.stage, on: destination)
+        try await destination.withTransaction { connection in
+            for statement in load.apply(targetExists: targetExists) { try await connection.query(PostgresQuery(unsafeSQL: statement)) }
+            try await connection.query(PostgresQuery(unsafeSQL: """
+                INSERT INTO \(load.ledger.quoted) (run_id, target_id, pipeline_id, rows, cursor_value) VALUES ($1, $2, $3, $4, $5)
+                """, binds: [run.publicID, target.id, load.pipelineID, rows, cursorValue]))
+        }
+        return RunOutcome(status: .success, rowsProcessed: rows, metrics: RunMetrics(
+            extractionMS: Self.milliseconds(extraction.duration(to: loading)), loadingMS: Self.milliseconds(loading.duration(to: .now))))
+    }
+
+    /// The source's own columns: a table's, or a query's by describing it (parameters as NULL: only the shape is read).
+    private func columns(of specification: PipelineSpecification, on source: PostgresConnection) async throws -> [String] {
+        let bare = try PlanCompiler.compile(PipelineSpecification(
+            name: specification.name, description: "", schedule: nil, sources: specification.sources.map {
+                var source = $0
+                source.incremental = nil
+                return source
+            }, transformations: [], targets: specification.targets), sourceColumns: nil, afterCursor: false)
+        return try await source.query(PostgresQuery(
+            unsafeSQL: "SELECT * FROM (\(bare.query.sql)) AS shape LIMIT 0", binds: bare.query.bindings.map { _ in Optional<String>.none })).columns
+    }
+
+    /// Drops what a failed or cancelled run left on its targets, on connections of its own: the run's task may be
+    /// cancelled, and its connections are then in no state to run anything.
+    private func dropStages(of run: Run) async {
+        guard let pipelineID = run.pipelineID, let number = run.pipelineVersion,
+              let version = try? await pipelines.version(id: pipelineID, number: number) else { return }
+        for target in version.specification.targets where target.type == .postgresql {
+            guard let connectionID = target.connectionID, let table = try? SQLTableName(parsing: target.config.table),
+                  let connection = try? await connect(connectionID) else { continue }
+            let stage = PostgresLoad(target: table, columns: [], mode: .append, key: [], createTable: false, runID: run.publicID,
+                                     pipelineID: "", targetID: target.id).stage
+            _ = try? await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(stage.quoted)"))
+            connection.close()
+        }
+    }
+
+    /// The plan, or the reason it cannot be made, for the run's error.
+    private static func compile(_ specification: PipelineSpecification, sourceColumns: [String], afterCursor: Bool,
+                                placeholder: @escaping (Int) -> String = { "$\($0)" }) throws -> ExecutionPlan {
+        do {
+            return try PlanCompiler.compile(specification, sourceColumns: sourceColumns, afterCursor: afterCursor, placeholder: placeholder)
+        } catch let refusal as PlanCompiler.Refusal {
+            throw Failure(code: .pipelineExecutionError, message: "\(refusal.path): \(refusal.reason)")
+        }
+    }
+
+    /// The value of each placeholder: a run parameter (as text; PostgreSQL gives it the type its use needs) or the cursor.
+    private func bindingValues(_ bindings: [CompiledQuery.Binding], parameters: [String: JSONValue], cursor: String?) throws -> [String?] {
+        try bindings.map { binding in
+            switch binding {
+            case .cursor: return cursor
+            case .parameter(let name):
+                switch parameters[name] {
+                case .string(let text)?: return text
+                case .number(let number)?: return number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+                case .bool(let flag)?: return flag ? "true" : "false"
+                case .null?: return nil
+                default: throw Failure(code: .validationError, message: "the run has no value for the parameter :\(name)")
+                }
+            }
+        }
+    }
+
+    /// The result's columns and their types, from describing the query with its parameters bound.
+    private func resultColumns(of sql: String, values: [String?], on source: PostgresConnection) async throws -> [PostgresLoad.Column] {
+        let shape = try await source.query(PostgresQuery(unsafeSQL: "SELECT * FROM (\(sql)) AS shape LIMIT 0", binds: values))
+        guard !shape.columns.isEmpty else { return [] }
+        let types = try await source.query(PostgresQuery(unsafeSQL: """
+            SELECT format_type(t.oid::oid, t.modifier::integer) AS type FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(oid, modifier, position)
+            ORDER BY t.position
+            """, binds: [shape.columnTypes.map { String($0.oid) }, shape.columnTypes.map { String($0.modifier) }])).map { try $0.decode("type", as: String.self) }
+        return zip(shape.columns, types).map { PostgresLoad.Column(name: $0, type: $1) }
+    }
+
+    /// `COPY (query)` takes no parameters, so each value goes into a transaction-local setting, bound, and the query
+    /// reads it back cast to the type PostgreSQL inferred for that placeholder: nothing is spliced into the text.
+    private func boundForCopy(_ query: CompiledQuery, values: [String?], on source: PostgresConnection,
+                              recompile: (@escaping (Int) -> String) throws -> String) async throws -> String {
+        guard !query.bindings.isEmpty else { return query.sql }
+        try await source.query(PostgresQuery(unsafeSQL: "PREPARE platform_run_plan AS \(query.sql)"))
+        let types = try await source.query("SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = 'platform_run_plan'")
+            .first!.decode("types", as: [String].self)
+        try await source.query("DEALLOCATE platform_run_plan")
+        for (index, value) in values.enumerated() {
+            try await source.query(PostgresQuery(unsafeSQL: "SELECT set_config($1, $2, true)", binds: ["platform_run.p\(index + 1)", value ?? ""]))
+        }
+        return try recompile { index in
+            values[index - 1] == nil ? "CAST(NULL AS \(types[index - 1]))" : "CAST(current_setting('platform_run.p\(index)') AS \(types[index - 1]))"
+        }
+    }
+
+    /// The largest cursor value loaded, to start the next incremental run after.
+    private func nextCursor(_ plan: ExecutionPlan, stage: SQLTableName, on destination: PostgresConnection) async throws -> String? {
+        guard let cursor = plan.cursorColumn, plan.columns?.contains(cursor) ?? true else { return nil }
+        return try await destination.query(PostgresQuery(unsafeSQL: "SELECT max(\(quote(cursor)))::text AS value FROM \(stage.quoted)"))
+            .first?.decode("value", as: String?.self)
+    }
+
+    private func connect(_ connection: Int64) async throws -> PostgresConnection {
+        let credentials: InternalConnectionCredentials
+        do {
+            credentials = try await catalog.credentials(connection)
+        } catch let refusal as CatalogRefusal {
+            throw Failure(code: .connectorError, message: refusal.reason)
+        }
+        let configuration = PostgresConfiguration(
+            host: credentials.host, port: credentials.port, username: credentials.username, password: credentials.password,
+            database: credentials.database, sslMode: credentials.sslmode, applicationName: "data-platform-run")
+        do {
+            return try await PostgresConnection.connect(configuration, threadPool: threadPool)
+        } catch {
+            throw Failure(code: .connectorError, message: "connection \(connection) cannot be reached: \(Self.message(for: error))")
+        }
+    }
+
+    private func leaseEnd() -> Date { Date().addingTimeInterval(Double(lease.components.seconds)) }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+
+    /// What a user may read of an error: the server's own words for PostgreSQL's errors, never credentials.
+    static func message(for error: any Error) -> String {
+        if let error = error as? PostgresError { return error.serverMessage ?? error.description }
+        return "\(error)"
+    }
+}
