@@ -156,6 +156,8 @@ func setting(_ value: JSONValue?, at path: [any Sendable], in json: JSONValue) -
             $0["transformations"] = [["type": "select", "columns": ["id", "amount"], "rename": ["total": "value"]]]
         }
         #expect(problems(of: body).map(\.path) == ["transformations[0].rename.total"])
+        let collision = pipelineBody { $0["transformations"] = [["type": "select", "columns": ["id", "amount"], "rename": ["amount": "id"]]] }
+        #expect(problems(of: collision).map(\.reason) == ["makes two columns named id"])
     }
 }
 

@@ -17,6 +17,7 @@ struct RunnerConfiguration: Sendable {
     /// Idle time after which a job of a replica that died is claimed by another (`jobs.visibility_timeout_seconds`, 60).
     var jobVisibilityTimeout: Duration
 
+    /// Reads the keys above, with their defaults.
     init(reader: ConfigReader) {
         connectionsVaultURL = reader.string(forKey: "service.url.connections_vault", default: "http://127.0.0.1:8001")
         schedulerURL = reader.string(forKey: "service.url.scheduler", default: "http://127.0.0.1:8002")

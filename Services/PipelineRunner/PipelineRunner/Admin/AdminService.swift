@@ -26,11 +26,13 @@ struct AdminService: Sendable {
     let deletions: any DeletionRepository
     let announcer: Announcer
 
+    /// One page of deleted projects and pipelines.
     func deleted(_ filter: DeletedFilter) async throws -> Listing<DeletedEntity> {
         let page = try await deletions.deleted(filter)
         return Listing(items: page.items, total: page.total, limit: filter.limit, offset: filter.offset)
     }
 
+    /// What deleted entities amount to.
     func statistics() async throws -> DeletionStatistics { try await deletions.statistics() }
 
     /// Removes (or with `dry_run`, counts) what was deleted more than `older_than_days` ago.
@@ -58,6 +60,7 @@ struct AdminService: Sendable {
         return (counts, dryRun)
     }
 
+    /// Restores a deleted project with the pipelines its deletion took along; 404, or 409 when it is not deleted.
     func restoreProject(_ id: Int64, by actor: String?) async throws -> Restoration {
         let pipelines = try Self.restored(try await deletions.restoreProject(id: id), kind: .project, id: id)
         await announcer.audit("project.restore", PublicID.project.format(id), by: actor, details: ["pipelines": .number(Double(pipelines.count))])
@@ -65,6 +68,7 @@ struct AdminService: Sendable {
         return Restoration(id: id, pipelines: pipelines, at: Date())
     }
 
+    /// Restores a deleted pipeline of a live project; 404, or 409 when it is not deleted or its project is.
     func restorePipeline(_ id: Int64, by actor: String?) async throws -> Restoration {
         let pipelines = try Self.restored(try await deletions.restorePipeline(id: id), kind: .pipeline, id: id)
         await announcer.audit("pipeline.restore", PublicID.pipeline.format(id), by: actor)

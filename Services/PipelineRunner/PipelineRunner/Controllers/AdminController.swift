@@ -8,6 +8,7 @@ import SharedModels
 struct AdminController: Sendable {
     let admin: AdminService
 
+    /// Adds the routes under `/api/v1/admin`.
     func addRoutes(to group: RouterGroup<PlatformRequestContext>) {
         group.get("deleted-entities") { request, context in
             _ = try context.requireUser(atLeast: .admin)
@@ -69,6 +70,7 @@ struct AdminController: Sendable {
 struct InternalController: Sendable {
     let pipelines: PipelineService
 
+    /// Adds `GET /internal/pipelines/{id}` to the root router.
     func addRoutes(to router: Router<PlatformRequestContext>) {
         router.get("internal/pipelines/:id") { _, context in
             _ = try context.requireService(in: nil)

@@ -31,6 +31,7 @@ struct PipelinesController: Sendable {
     let pipelines: PipelineService
     let runs: RunService
 
+    /// Adds the routes under `/api/v1/pipelines`.
     func addRoutes(to group: RouterGroup<PlatformRequestContext>) {
         group.get { request, _ in
             var filter = PipelineFilter()
@@ -114,6 +115,7 @@ struct PipelinesController: Sendable {
 struct RunsController: Sendable {
     let runs: RunService
 
+    /// Adds the routes under `/api/v1/runs`.
     func addRoutes(to group: RouterGroup<PlatformRequestContext>) {
         group.get(":id") { _, context in
             try JSONResponse(RunResponse(run: try await runs.find(try PublicID.run.id(in: context))))
@@ -133,6 +135,7 @@ struct RunsController: Sendable {
 struct ProjectsController: Sendable {
     let projects: ProjectService
 
+    /// Adds the routes under `/api/v1/projects`.
     func addRoutes(to group: RouterGroup<PlatformRequestContext>) {
         group.post { request, context in
             let body = try await request.decodeJSON(as: ProjectRequest.self, context: context)

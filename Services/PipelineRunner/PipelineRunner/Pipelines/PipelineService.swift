@@ -19,6 +19,7 @@ struct PipelineService: Sendable {
     let schedules: any PipelineSchedules
     let announcer: Announcer
 
+    /// Stores a new draft (version 1) in a live project; 422 with every problem of the body.
     func create(_ body: [String: JSONValue], by actor: String?) async throws -> Pipeline {
         let projectID = try await liveProject(body["project_id"], required: true)!
         let specification = try await specification(of: body)
@@ -30,11 +31,13 @@ struct PipelineService: Sendable {
         return pipeline
     }
 
+    /// The live pipeline, or 404.
     func find(_ id: Int64) async throws -> Pipeline {
         guard let pipeline = try await pipelines.find(id: id) else { throw APIError.notFound("pipeline", id: PublicID.pipeline.format(id)) }
         return pipeline
     }
 
+    /// One page of live pipelines.
     func list(_ filter: PipelineFilter) async throws -> Listing<Pipeline> {
         let page = try await pipelines.list(filter)
         return Listing(items: page.items, total: page.total, limit: filter.limit, offset: filter.offset)
@@ -52,6 +55,7 @@ struct PipelineService: Sendable {
         return try await store(specification, of: existing, projectID: projectID, change: "updated", by: actor)
     }
 
+    /// One page of a live pipeline's versions, newest first.
     func versions(_ id: Int64, limit: Int, offset: Int) async throws -> Listing<PipelineVersion> {
         _ = try await find(id)
         let page = try await pipelines.versions(id: id, limit: limit, offset: offset)
@@ -208,6 +212,7 @@ struct PipelineService: Sendable {
         return try JSONDecoder.platform.decode([String: JSONValue].self, from: data)
     }
 
+    /// 422 on `project_id`: no live project of that id.
     static func missingProject(_ id: Int64) -> APIError {
         APIError.validation(field: "project_id", reason: "project \(PublicID.project.format(id)) does not exist")
     }

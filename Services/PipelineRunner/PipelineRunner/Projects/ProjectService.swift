@@ -13,6 +13,7 @@ struct ProjectService: Sendable {
     let projects: any ProjectRepository
     let announcer: Announcer
 
+    /// Creates a project; 422 for a bad name or description, 409 for a name a live project has.
     func create(_ request: ProjectRequest, by actor: String?) async throws -> Project {
         let (name, description) = try Self.validated(name: request.name, description: request.description ?? "")
         let project = try await projects.create(name: name, description: description, createdBy: actor)
@@ -20,16 +21,19 @@ struct ProjectService: Sendable {
         return project
     }
 
+    /// The live project, or 404.
     func find(_ id: Int64) async throws -> Project {
         guard let project = try await projects.find(id: id) else { throw APIError.notFound("project", id: PublicID.project.format(id)) }
         return project
     }
 
+    /// One page of live projects.
     func list(limit: Int, offset: Int) async throws -> Listing<Project> {
         let page = try await projects.list(limit: limit, offset: offset)
         return Listing(items: page.items, total: page.total, limit: limit, offset: offset)
     }
 
+    /// Changes the fields given; 404, 409 or 422 as ``create(_:by:)``.
     func update(_ id: Int64, _ request: ProjectRequest, by actor: String?) async throws -> Project {
         let existing = try await find(id)
         let (name, description) = try Self.validated(name: request.name ?? existing.name, description: request.description ?? existing.description)
@@ -49,6 +53,7 @@ struct ProjectService: Sendable {
         await announcer.pipelines(.deleted, pipelines, projectID: id)
     }
 
+    /// A project's name (trimmed) and description, or the 422 naming what is wrong.
     static func validated(name: String?, description: String) throws -> (String, String) {
         guard let name else { throw APIError.validation(field: "name", reason: "is required") }
         guard TextRules.isName(name) else {

@@ -26,7 +26,8 @@ struct DeletedEntity: Sendable, Equatable {
     /// The project of a pipeline.
     var projectID: Int64?
     var deletion: Deletion
-    /// False for a pipeline whose project is deleted too (restore the project) or that a project's deletion took along.
+    /// False for a pipeline whose project is deleted too (restore the project) or that a project's deletion took
+    /// along, and for a project whose name a live project has taken meanwhile.
     var canRestore: Bool
 }
 
@@ -72,7 +73,9 @@ enum RestoreOutcome: Sendable, Equatable {
 /// The admin's view of deleted entities: listing, statistics, restoring and removing for good. Operations that
 /// cross projects and pipelines run in one transaction.
 protocol DeletionRepository: Sendable {
+    /// One page of deleted projects and pipelines, most recently deleted first, and how many match.
     func deleted(_ filter: DeletedFilter) async throws -> (items: [DeletedEntity], total: Int)
+    /// Counts by kind, the oldest deletion, and the stored bytes removing them would free.
     func statistics() async throws -> DeletionStatistics
     /// Removes for good the entities of `types` deleted before `cutoff` (a project with all its pipelines);
     /// with `dryRun`, only counts.
@@ -93,8 +96,9 @@ struct PostgresDeletionRepository: DeletionRepository {
     /// Deleted projects and pipelines as one relation.
     private var deletedEntities: PostgresQuery {
         """
-        SELECT 'projects' AS type, id, name, NULL::bigint AS project_id, deleted_at, deleted_by, true AS can_restore
-        FROM \(tables.projects) WHERE deleted_at IS NOT NULL
+        SELECT 'projects' AS type, d.id, d.name, NULL::bigint AS project_id, d.deleted_at, d.deleted_by,
+               NOT EXISTS (SELECT 1 FROM \(tables.projects) l WHERE l.deleted_at IS NULL AND lower(l.name) = lower(d.name)) AS can_restore
+        FROM \(tables.projects) d WHERE d.deleted_at IS NOT NULL
         UNION ALL
         SELECT 'pipelines', p.id, p.name, p.project_id, p.deleted_at, p.deleted_by, (j.deleted_at IS NULL AND NOT p.deleted_with_project)
         FROM \(tables.pipelines) p JOIN \(tables.projects) j ON j.id = p.project_id WHERE p.deleted_at IS NOT NULL

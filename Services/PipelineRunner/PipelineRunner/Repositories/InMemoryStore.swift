@@ -288,7 +288,10 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
 
     private var allDeleted: [DeletedEntity] {
         let deletedProjects = projects.values.compactMap { stored in
-            stored.deletion.map { DeletedEntity(type: .projects, id: stored.project.id, name: stored.project.name, deletion: $0, canRestore: true) }
+            stored.deletion.map { deletion in
+                let taken = projects.values.contains { $0.deletion == nil && $0.project.name.lowercased() == stored.project.name.lowercased() }
+                return DeletedEntity(type: .projects, id: stored.project.id, name: stored.project.name, deletion: deletion, canRestore: !taken)
+            }
         }
         let deletedPipelines = pipelines.values.compactMap { stored in
             stored.deletion.map {

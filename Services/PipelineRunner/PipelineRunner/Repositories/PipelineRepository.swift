@@ -15,17 +15,22 @@ struct PipelineFilter: Sendable, Equatable {
 protocol PipelineRepository: Sendable {
     /// Stores version 1 of a new draft; `nil` when there is no live project. Throws ``DuplicateName``.
     func create(projectID: Int64, specification: PipelineSpecification, createdBy: String?) async throws -> Pipeline?
+    /// The live pipeline `id` with its newest specification and latest run; `nil` for an unknown or deleted one.
     func find(id: Int64) async throws -> Pipeline?
+    /// One page of live pipelines in id order, and how many match.
     func list(_ filter: PipelineFilter) async throws -> (items: [Pipeline], total: Int)
     /// Stores the next version (and moves the pipeline to `projectID`), unless the newest version is no longer
     /// `basedOn` (someone else changed it meanwhile: ``VersionConflict``). `nil` when the pipeline or the
     /// project is not live. Throws ``DuplicateName``.
     func addVersion(id: Int64, basedOn: Int, projectID: Int64, specification: PipelineSpecification, change: String,
                     createdBy: String?) async throws -> Pipeline?
+    /// One page of the pipeline's versions, newest first, and how many there are.
     func versions(id: Int64, limit: Int, offset: Int) async throws -> (items: [PipelineVersion], total: Int)
+    /// One stored version; `nil` when the pipeline has no such version.
     func version(id: Int64, number: Int) async throws -> PipelineVersion?
     /// Records that `version` is deployed and makes the pipeline active.
     func markDeployed(id: Int64, version: Int, at: Date) async throws -> Pipeline?
+    /// Sets a live pipeline's status (`paused`, `active`).
     func setStatus(id: Int64, _ status: PipelineStatus) async throws -> Pipeline?
     /// Soft-deletes a live pipeline; false when there is none.
     func softDelete(id: Int64, deletion: Deletion) async throws -> Bool
@@ -177,6 +182,7 @@ struct PostgresPipelineRepository: PipelineRepository {
         }
     }
 
+    /// A pipeline from a row of the pipelines-and-versions join.
     static func decode(_ row: PostgresRow) throws -> Pipeline {
         guard let status = PipelineStatus(rawValue: try row.decode("status")) else { throw PostgresDecodingError(PipelineStatus.self) }
         return Pipeline(
@@ -186,6 +192,7 @@ struct PostgresPipelineRepository: PipelineRepository {
             createdBy: try row.decode("created_by"), createdAt: try row.decode("created_at"), updatedAt: try row.decode("updated_at"))
     }
 
+    /// A version from a row of `pipeline_versions`.
     static func decodeVersion(_ row: PostgresRow) throws -> PipelineVersion {
         PipelineVersion(
             pipelineID: try row.decode("pipeline_id"), version: try row.decode("version"),

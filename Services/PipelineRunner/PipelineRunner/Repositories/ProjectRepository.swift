@@ -19,7 +19,9 @@ struct DuplicateName: Error, Sendable, Equatable, APIErrorConvertible {
 protocol ProjectRepository: Sendable {
     /// Throws ``DuplicateName`` when a live project has the name (case-insensitively).
     func create(name: String, description: String, createdBy: String?) async throws -> Project
+    /// The live project `id`; `nil` for an unknown or deleted one.
     func find(id: Int64) async throws -> Project?
+    /// One page of live projects in id order, and how many there are.
     func list(limit: Int, offset: Int) async throws -> (items: [Project], total: Int)
     /// Throws ``DuplicateName``; `nil` when there is no live project `id`.
     func update(id: Int64, name: String, description: String) async throws -> Project?
@@ -127,6 +129,7 @@ struct PostgresProjectRepository: ProjectRepository {
         }
     }
 
+    /// A project from a row of ``columns``.
     static func decode(_ row: PostgresRow) throws -> Project {
         Project(id: try row.decode("id"), name: try row.decode("name"), description: try row.decode("description"),
                 pipelineCount: try row.decode("pipeline_count"), createdBy: try row.decode("created_by"),

@@ -15,7 +15,9 @@ protocol RunRepository: Sendable {
     /// Records the run of a job once, with its first log line: for a job id already recorded, the run recorded
     /// then and `false`.
     func create(_ run: NewRun, log: String) async throws -> (run: Run, created: Bool)
+    /// The run `id`; `nil` for an unknown one or one of a deleted pipeline.
     func find(id: Int64) async throws -> Run?
+    /// One page of a pipeline's runs, newest first, and how many match.
     func list(_ filter: RunFilter) async throws -> (items: [Run], total: Int)
     /// Cancels a queued run at once, or asks a running one to stop (a finished run stays as it is): the run
     /// before and after.
@@ -24,6 +26,7 @@ protocol RunRepository: Sendable {
     func requestCancel(schedulerRunID: String, at: Date, by: String?) async throws -> (before: Run, after: Run)?
     /// Ends a queued run as failed (its job could not be queued).
     func fail(id: Int64, code: String, message: String, at: Date) async throws -> Run?
+    /// One page of a run's log lines, oldest first, and how many there are.
     func logs(runID: Int64, limit: Int, offset: Int) async throws -> (items: [RunLogEntry], total: Int)
 
     // The engine's side: a runner owns a run through a lease.
@@ -44,6 +47,7 @@ struct PostgresRunRepository: RunRepository {
     let postgres: PostgresClient
     let tables: PipelineTables
 
+    /// The columns every read of a run selects, in the order ``decode(_:)`` reads them.
     static let columns: PostgresQuery = """
         id, job_id, kind, pipeline_id, pipeline_version, connection_id, task_id, scheduler_run_id, trigger, status, parameters,
         requested_by, queued_at, started_at, finished_at, cancel_requested_at, rows_processed, bytes_processed, extraction_ms,
@@ -174,6 +178,7 @@ struct PostgresRunRepository: RunRepository {
             """).map(Self.decode).first
     }
 
+    /// A run from a row of ``columns``.
     static func decode(_ row: PostgresRow) throws -> Run {
         guard let kind = JobRequest.Kind(rawValue: try row.decode("kind")) else { throw PostgresDecodingError(JobRequest.Kind.self) }
         guard let status = RunStatus(rawValue: try row.decode("status")) else { throw PostgresDecodingError(RunStatus.self) }

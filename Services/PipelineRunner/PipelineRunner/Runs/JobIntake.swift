@@ -7,6 +7,7 @@ import SharedModels
 /// runs (a job delivered twice is recorded once) and executes pipeline runs; the run's lease, not the delivery,
 /// decides whether a run still needs a runner.
 enum JobIntake {
+    /// The stream worker, with `jobs.concurrency` jobs at a time and `jobs.visibility_timeout_seconds`.
     static func worker(runs: RunService, executor: PipelineExecutor, configuration: RunnerConfiguration, settings: ServiceSettings,
                        logger: Logger) -> StreamWorker {
         StreamWorker(

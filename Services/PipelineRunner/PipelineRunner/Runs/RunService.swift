@@ -32,11 +32,13 @@ struct RunService: Sendable {
         return run
     }
 
+    /// The run, or 404.
     func find(_ id: Int64) async throws -> Run {
         guard let run = try await runs.find(id: id) else { throw APIError.notFound("run", id: PublicID.run.format(id)) }
         return run
     }
 
+    /// One page of a live pipeline's runs.
     func list(_ filter: RunFilter) async throws -> Listing<Run> {
         guard try await pipelines.find(id: filter.pipelineID) != nil else {
             throw APIError.notFound("pipeline", id: PublicID.pipeline.format(filter.pipelineID))
@@ -45,6 +47,7 @@ struct RunService: Sendable {
         return Listing(items: page.items, total: page.total, limit: filter.limit, offset: filter.offset)
     }
 
+    /// One page of a run's log.
     func logs(_ id: Int64, limit: Int, offset: Int) async throws -> Listing<RunLogEntry> {
         _ = try await find(id)
         let page = try await runs.logs(runID: id, limit: limit, offset: offset)

@@ -189,6 +189,10 @@ enum SpecificationParser {
                     rename[from] = new
                 }
             }
+            let output = columns.map { rename[$0] ?? $0 }
+            if let twice = output.first(where: { name in output.filter { $0 == name }.count > 1 }) {
+                reader.problem(path + ".rename", "makes two columns named \(twice)")
+            }
             transformation = .select(columns: columns, rename: rename)
         case .derive:
             reader.rejectUnknownKeys(object, known: ["id", "type", "column", "expression"], at: path)
