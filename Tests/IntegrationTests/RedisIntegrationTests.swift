@@ -15,6 +15,17 @@ final class DeliveryLog: Sendable {
     func count(_ id: String) -> Int { state.withLock { $0[id] ?? 0 } }
 }
 
+/// A service that runs another and notes when graceful shutdown has reached it: `triggerGracefulShutdown()` returns
+/// before the service group has passed the signal on, so a test that must act after the service saw it waits on this.
+struct ShutdownObserved<Inner: Service>: Service {
+    let inner: Inner
+    let reached = DeliveryLog()
+
+    func run() async throws {
+        try await withGracefulShutdownHandler { try await inner.run() } onGracefulShutdown: { reached.record("shutdown") }
+    }
+}
+
 extension Integration {
     @Suite struct RedisTests {
         func withRedis<T: Sendable>(_ body: (RedisClient) async throws -> T) async throws -> T {
@@ -144,13 +155,15 @@ extension Integration {
                         started.record(entry.id)
                         try await Task.sleep(for: .seconds(jobSeconds))
                     }
+                    let observed = ShutdownObserved(inner: consumer)
                     let group = ServiceGroup(configuration: .init(
-                        services: [.init(service: consumer)], gracefulShutdownSignals: [], logger: TestEnvironment.logger))
+                        services: [.init(service: observed)], gracefulShutdownSignals: [], logger: TestEnvironment.logger))
                     let running = Task { try await group.run() }
                     let id = try #require(try await redis.execute(["XADD", stream, "*", "job", "x"]).string)
                     #expect(await waitUntil(timeout: .seconds(10)) { started.count(id) == 1 })
                     let shutdownStarted = ContinuousClock.now
                     await group.triggerGracefulShutdown()
+                    #expect(await waitUntil(timeout: .seconds(5)) { observed.reached.count("shutdown") == 1 })
                     // Published after shutdown began: never read.
                     let late = try #require(try await redis.execute(["XADD", stream, "*", "job", "late"]).string)
                     try await running.value
