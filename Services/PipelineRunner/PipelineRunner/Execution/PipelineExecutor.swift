@@ -135,12 +135,14 @@ struct PipelineExecutor: Sendable {
             try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil, placeholder: placeholder).query.sql
         }
         try await runs.note(id: run.id, compiledSQL: plan.query.sql, log: "reading the source with the compiled query", level: .info)
+        try await reportNullCursors(of: specification, plan: plan, on: source, run: run)
 
         let targetExists = try await destination.query(PostgresQuery(unsafeSQL: "SELECT to_regclass($1) IS NOT NULL AS found",
                                                                      binds: [table.quoted])).first!.decode("found", as: Bool.self)
         guard targetExists || load.createTable else {
             throw Failure(code: .pipelineExecutionError, message: "table \(table.displayName) does not exist; set create_table to true to have it created")
         }
+        try await sweepStages(beside: table, on: destination)
         for statement in load.createStage { try await destination.query(PostgresQuery(unsafeSQL: statement)) }
         let extraction = ContinuousClock.now
         let rows: Int64
@@ -162,6 +164,36 @@ struct PipelineExecutor: Sendable {
         }
         return RunOutcome(status: .success, rowsProcessed: rows, metrics: RunMetrics(
             extractionMS: Self.milliseconds(extraction.duration(to: loading)), loadingMS: Self.milliseconds(loading.duration(to: .now))))
+    }
+
+    /// Drops the staging tables in the target's schema that runs which have ended left behind (their runner died
+    /// and the run was not tried again, or it ended on another runner before the drop).
+    private func sweepStages(beside table: SQLTableName, on destination: PostgresConnection) async throws {
+        let stages = try await destination.query(PostgresQuery(unsafeSQL: """
+            SELECT tablename AS name FROM pg_tables WHERE schemaname = $1 AND tablename LIKE '\\_platform\\_stage\\_run\\_%'
+            """, binds: [table.schema.name])).map { try $0.decode("name", as: String.self) }
+        for name in stages {
+            guard let id = PublicID.run.parse(String(name.dropFirst("_platform_stage_".count))),
+                  try await runs.find(id: id)?.status.isFinished ?? true else { continue }
+            let stage = SQLTableName(schema: table.schema, table: try SQLIdentifier(name))
+            try await destination.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(stage.quoted)"))
+            logger.notice("dropped the staging table of an ended run", metadata: ["table": "\(stage.displayName)"])
+        }
+    }
+
+    /// Rows whose cursor is NULL can never be placed after the last cursor value: an incremental run says how many
+    /// it left behind instead of dropping them silently.
+    private func reportNullCursors(of specification: PipelineSpecification, plan: ExecutionPlan, on source: PostgresConnection,
+                                   run: Run) async throws {
+        guard let cursor = plan.cursorColumn, let table = specification.sources.first?.config.table else { return }
+        let count = try await source.query(PostgresQuery(unsafeSQL: """
+            SELECT count(*) AS value FROM \(try SQLTableName(parsing: table).quoted) WHERE \(quote(cursor)) IS NULL
+            """)).first?.decode("value", as: Int64.self) ?? 0
+        guard count > 0 else { return }
+        try await runs.note(id: run.id, compiledSQL: nil, log: """
+            \(count) source row\(count == 1 ? " has" : "s have") no \(cursor) (NULL): an incremental run cannot place \(count == 1 ? "it" : "them") \
+            after the last value loaded, so \(count == 1 ? "it was" : "they were") not loaded
+            """, level: .warning)
     }
 
     /// The source's own columns: a table's, or a query's by describing it (parameters as NULL: only the shape is read).
