@@ -456,6 +456,13 @@ extension Integration {
                     (try? await stack.send(.GET, "/api/v1/runs/\(big)", token: engineer.access).json["status"] as? String) == "running"
                 }
                 #expect(running)
+                // Progress events count the rows as they reach the target.
+                let progressed = await waitUntil(timeout: .seconds(20), interval: .milliseconds(100)) {
+                    ((try? await Self.runEvents()) ?? []).contains { event in
+                        event.runID == big && event.kind == .progress && event.rowsRead > 0 && event.bytes > 0
+                    }
+                }
+                #expect(progressed)
                 #expect(try await stack.send(.POST, "/api/v1/runs/\(big)/cancel", token: engineer.access).status == 200)
                 let cancelled = await waitUntil(timeout: .seconds(30), interval: .milliseconds(100)) {
                     (try? await stack.send(.GET, "/api/v1/runs/\(big)", token: engineer.access).json["status"] as? String) == "cancelled"
@@ -508,6 +515,16 @@ extension Integration {
                 #expect(compiled.count == 2 && compiled == byHand, "\(compiled) vs \(byHand)")
                 try await postgres.query("DROP SCHEMA \(try PostgresIdentifier(schema)) CASCADE")
             }
+        }
+
+        /// The latest events of `platform:run-events`.
+        static func runEvents() async throws -> [RunEvent] {
+            let redis = RedisClient(configuration: try TestEnvironment.redis(), logger: TestEnvironment.logger)
+            let reply = try await withServices([redis]) {
+                try await redis.execute(["XREVRANGE", PlatformStream.runEvents.rawValue, "+", "-", "COUNT", "500"])
+            }
+            let entries: [StreamEntry] = try (reply.array ?? []).compactMap(StreamCommands.entry)
+            return entries.compactMap { try? $0.decode(RunEvent.self) }
         }
 
         /// The entries of `platform:jobs` whose job matches.

@@ -68,11 +68,12 @@ public enum PostgresCopyPipe {
     /// Runs `sourceSQL` (`COPY ... TO STDOUT`) on `source` into `targetSQL` (`COPY ... FROM STDIN`) on `target`.
     ///
     /// One chunk is written while the next is read; at most two chunks are in memory. Returns rows stored.
+    /// `written` is told the size of each chunk once the target has taken it (for progress reports).
     @discardableResult
     public static func copy(
         from source: PostgresConnection, _ sourceSQL: String,
         to target: PostgresConnection, _ targetSQL: String,
-        chunkSize: Int = 256 * 1024
+        chunkSize: Int = 256 * 1024, written: @Sendable ([UInt8]) -> Void = { _ in }
     ) async throws -> Int64 {
         let chunks = AsyncThrowingChannel<[UInt8], any Error>()
         return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -92,6 +93,7 @@ public enum PostgresCopyPipe {
                 let rows = try await target.copyIn(targetSQL) { writer in
                     for try await chunk in chunks {
                         try await writer.write(chunk)
+                        written(chunk)
                     }
                 }
                 try await group.waitForAll()

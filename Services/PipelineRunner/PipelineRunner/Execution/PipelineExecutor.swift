@@ -3,6 +3,21 @@ import Logging
 import NIOPosix
 import Platform
 import SharedModels
+import Synchronization
+
+/// Rows and bytes a run has moved so far, counted as chunks reach the target and read by its progress events.
+final class LoadProgress: Sendable {
+    private let counts = Mutex<(rows: Int64, bytes: Int64)>((0, 0))
+
+    /// Counts a chunk of COPY text: one row per line (text COPY escapes newlines inside values).
+    func add(_ chunk: [UInt8]) {
+        let rows = Int64(chunk.reduce(0) { $1 == 0x0A ? $0 + 1 : $0 })
+        counts.withLock { $0 = ($0.rows + rows, $0.bytes + Int64(chunk.count)) }
+    }
+
+    /// The counts so far.
+    var current: (rows: Int64, bytes: Int64) { counts.withLock { $0 } }
+}
 
 /// Executes pipeline runs into PostgreSQL targets: claims the run under a lease, reads credentials from the vault
 /// for this run only, compiles the deployed specification into one query on the source, streams its result with
@@ -32,9 +47,10 @@ struct PipelineExecutor: Sendable {
         guard let run = try await runs.claim(id: runID, owner: owner, leaseUntil: leaseEnd()) else { return nil }
         try await events.publish(RunService.event(.started, of: run))
         let started = ContinuousClock.now
+        let progress = LoadProgress()
         let outcome: RunOutcome
         do {
-            outcome = try await withLease(of: run) { try await load(run) }
+            outcome = try await withLease(of: run, progress: progress) { try await load(run, progress: progress) }
         } catch let error as Failure {
             outcome = RunOutcome(status: .failed, errorCode: error.code.rawValue, error: error.message)
         } catch is CancellationError {
@@ -59,7 +75,7 @@ struct PipelineExecutor: Sendable {
     }
 
     /// Runs `work` while renewing the lease every second; a cancel request (or a lost lease) stops it.
-    private func withLease<T: Sendable>(of run: Run, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    private func withLease<T: Sendable>(of run: Run, progress: LoadProgress, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await work() }
             group.addTask {
@@ -67,7 +83,9 @@ struct PipelineExecutor: Sendable {
                     try await Task.sleep(for: .seconds(1))
                     guard try await runs.renew(id: run.id, owner: owner, leaseUntil: leaseEnd()),
                           try await runs.find(id: run.id)?.cancelRequestedAt == nil else { throw CancellationError() }
-                    try? await events.publish(RunService.event(.progress, of: run))
+                    var moving = run
+                    (moving.rowsProcessed, moving.bytesProcessed) = progress.current
+                    try? await events.publish(RunService.event(.progress, of: moving))
                 }
             }
             defer { group.cancelAll() }
@@ -77,7 +95,7 @@ struct PipelineExecutor: Sendable {
     }
 
     /// The load itself: source to staging, staging to target, for every target.
-    private func load(_ run: Run) async throws -> RunOutcome {
+    private func load(_ run: Run, progress: LoadProgress) async throws -> RunOutcome {
         guard let pipelineID = run.pipelineID, let number = run.pipelineVersion,
               let version = try await pipelines.version(id: pipelineID, number: number) else {
             throw Failure(code: .pipelineExecutionError, message: "the run names no deployed version of its pipeline")
@@ -91,7 +109,7 @@ struct PipelineExecutor: Sendable {
             guard target.type == .postgresql, let targetID = target.connectionID else {
                 throw Failure(code: .pipelineExecutionError, message: "\(target.type.rawValue) targets are not run by this engine yet")
             }
-            let loaded = try await load(run, specification, from: sourceID, into: target, connection: targetID)
+            let loaded = try await load(run, specification, from: sourceID, into: target, connection: targetID, progress: progress)
             outcome.rowsProcessed += loaded.rowsProcessed
             outcome.bytesProcessed += loaded.bytesProcessed
             outcome.metrics.extractionMS += loaded.metrics.extractionMS
@@ -101,12 +119,13 @@ struct PipelineExecutor: Sendable {
     }
 
     private func load(_ run: Run, _ specification: PipelineSpecification, from sourceID: Int64, into target: Target,
-                      connection targetID: Int64) async throws -> RunOutcome {
+                      connection targetID: Int64, progress: LoadProgress) async throws -> RunOutcome {
         let source = try await connect(sourceID)
         defer { source.close() }
         let destination = try await connect(targetID)
         defer { destination.close() }
 
+        let bytesBefore = progress.current.bytes
         let table = try SQLTableName(parsing: target.config.table)
         var load = PostgresLoad(target: table, columns: [], mode: target.config.mode, key: target.config.key,
                                 createTable: target.config.createTable, runID: run.publicID,
@@ -147,7 +166,8 @@ struct PipelineExecutor: Sendable {
         let extraction = ContinuousClock.now
         let rows: Int64
         do {
-            rows = try await PostgresCopyPipe.copy(from: source, "COPY (\(copySQL)) TO STDOUT", to: destination, load.copyIn)
+            rows = try await PostgresCopyPipe.copy(from: source, "COPY (\(copySQL)) TO STDOUT", to: destination, load.copyIn,
+                                                   written: progress.add)
             try await source.query("COMMIT")
         } catch {
             source.cancelCurrentQuery()
@@ -162,7 +182,7 @@ struct PipelineExecutor: Sendable {
                 INSERT INTO \(load.ledger.quoted) (run_id, target_id, pipeline_id, rows, cursor_value) VALUES ($1, $2, $3, $4, $5)
                 """, binds: [run.publicID, target.id, load.pipelineID, rows, cursorValue]))
         }
-        return RunOutcome(status: .success, rowsProcessed: rows, metrics: RunMetrics(
+        return RunOutcome(status: .success, rowsProcessed: rows, bytesProcessed: progress.current.bytes - bytesBefore, metrics: RunMetrics(
             extractionMS: Self.milliseconds(extraction.duration(to: loading)), loadingMS: Self.milliseconds(loading.duration(to: .now))))
     }
 
