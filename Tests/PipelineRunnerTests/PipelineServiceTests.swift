@@ -307,6 +307,7 @@ func apiError(_ body: () async throws -> Void) async -> APIError? {
         let stopping = try await fixture.runs.find(running.id)
         #expect(stopping.status == .running && stopping.cancelRequestedAt != nil)
         // The runner sees the request when it renews its lease, and can no longer be given the run again.
+        #expect(try await fixture.store.renew(id: running.id, owner: "runner-1", leaseUntil: Date().addingTimeInterval(30)) == false)
         #expect(try await fixture.store.claim(id: running.id, owner: "runner-2", leaseUntil: Date()) == nil)
     }
 

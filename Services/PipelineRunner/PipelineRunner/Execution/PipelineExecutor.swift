@@ -81,8 +81,7 @@ struct PipelineExecutor: Sendable {
             group.addTask {
                 while true {
                     try await Task.sleep(for: .seconds(1))
-                    guard try await runs.renew(id: run.id, owner: owner, leaseUntil: leaseEnd()),
-                          try await runs.find(id: run.id)?.cancelRequestedAt == nil else { throw CancellationError() }
+                    guard try await runs.renew(id: run.id, owner: owner, leaseUntil: leaseEnd()) else { throw CancellationError() }
                     var moving = run
                     (moving.rowsProcessed, moving.bytesProcessed) = progress.current
                     try? await events.publish(RunService.event(.progress, of: moving))
@@ -207,7 +206,7 @@ struct PipelineExecutor: Sendable {
                                    run: Run) async throws {
         guard let cursor = plan.cursorColumn, let table = specification.sources.first?.config.table else { return }
         let count = try await source.query(PostgresQuery(unsafeSQL: """
-            SELECT count(*) AS value FROM \(try SQLTableName(parsing: table).quoted) WHERE \(quote(cursor)) IS NULL
+            SELECT count(*) AS value FROM \(try SQLTableName(parsing: table).quoted) WHERE \(SQLIdentifier.quote(cursor)) IS NULL
             """)).first?.decode("value", as: Int64.self) ?? 0
         guard count > 0 else { return }
         try await runs.note(id: run.id, compiledSQL: nil, log: """
@@ -301,7 +300,7 @@ struct PipelineExecutor: Sendable {
     /// The largest cursor value loaded, to start the next incremental run after.
     private func nextCursor(_ plan: ExecutionPlan, stage: SQLTableName, on destination: PostgresConnection) async throws -> String? {
         guard let cursor = plan.cursorColumn, plan.columns?.contains(cursor) ?? true else { return nil }
-        return try await destination.query(PostgresQuery(unsafeSQL: "SELECT max(\(quote(cursor)))::text AS value FROM \(stage.quoted)"))
+        return try await destination.query(PostgresQuery(unsafeSQL: "SELECT max(\(SQLIdentifier.quote(cursor)))::text AS value FROM \(stage.quoted)"))
             .first?.decode("value", as: String?.self)
     }
 

@@ -26,7 +26,7 @@ struct PostgresLoad: Sendable {
     /// `<schema>._platform_loads`: which runs the target's schema has committed.
     var ledger: SQLTableName { SQLTableName(schema: target.schema, table: try! SQLIdentifier("_platform_loads")) }
 
-    private var columnList: String { columns.map { quote($0.name) }.joined(separator: ", ") }
+    private var columnList: String { columns.map { SQLIdentifier.quote($0.name) }.joined(separator: ", ") }
 
     /// Creates the ledger if the schema has none.
     var createLedger: String {
@@ -38,7 +38,7 @@ struct PostgresLoad: Sendable {
 
     /// A fresh staging table with the result's columns (unlogged: it is rewritten from the source if lost).
     var createStage: [String] {
-        let definitions = columns.map { "\(quote($0.name)) \($0.type)" }.joined(separator: ", ")
+        let definitions = columns.map { "\(SQLIdentifier.quote($0.name)) \($0.type)" }.joined(separator: ", ")
         return ["DROP TABLE IF EXISTS \(stage.quoted)", "CREATE UNLOGGED TABLE \(stage.quoted) (\(definitions))"]
     }
 
@@ -63,7 +63,7 @@ struct PostgresLoad: Sendable {
             statements.append(insert)
         case .upsert:
             let updates = columns.map(\.name).filter { !key.contains($0) }.map { name -> String in
-                let quoted = quote(name)
+                let quoted = SQLIdentifier.quote(name)
                 return "\(quoted) = EXCLUDED.\(quoted)"
             }
             // One row per key: a key twice in one load would make ON CONFLICT touch a row twice.
@@ -75,9 +75,5 @@ struct PostgresLoad: Sendable {
         return statements
     }
 
-    private var keyList: String { key.map { quote($0) }.joined(separator: ", ") }
+    private var keyList: String { key.map { SQLIdentifier.quote($0) }.joined(separator: ", ") }
 }
-
-/// A column name as SQL writes it: double-quoted, embedded quotes doubled (names here come from PostgreSQL's own
-/// description of a result, or were validated as identifiers).
-func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }

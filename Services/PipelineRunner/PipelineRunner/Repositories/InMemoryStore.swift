@@ -260,7 +260,7 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
     }
 
     func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool {
-        guard leases[id]?.owner == owner, runList[id]?.status == .running else { return false }
+        guard leases[id]?.owner == owner, let run = runList[id], run.status == .running, run.cancelRequestedAt == nil else { return false }
         leases[id] = (owner, leaseUntil)
         return true
     }

@@ -34,7 +34,7 @@ protocol RunRepository: Sendable {
     /// Makes `owner` the runner of a queued run, or of a running one whose lease has expired; `nil` when the run
     /// has ended or another runner holds it.
     func claim(id: Int64, owner: String, leaseUntil: Date) async throws -> Run?
-    /// Extends the lease; false when `owner` no longer holds it (the run was taken over).
+    /// Extends the lease; false when `owner` should stop: the run was taken over, or a cancel was asked for.
     func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool
     /// Records the compiled query and a log line of the owner's run.
     func note(id: Int64, compiledSQL: String?, log: String, level: RunLogEntry.Level) async throws
@@ -157,7 +157,8 @@ struct PostgresRunRepository: RunRepository {
 
     func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool {
         try await postgres.query("""
-            UPDATE \(tables.runs) SET lease_until = \(leaseUntil) WHERE id = \(id) AND owner = \(owner) AND status = 'running' RETURNING id
+            UPDATE \(tables.runs) SET lease_until = \(leaseUntil)
+            WHERE id = \(id) AND owner = \(owner) AND status = 'running' AND cancel_requested_at IS NULL RETURNING id
             """).count == 1
     }
 

@@ -149,7 +149,7 @@ struct RunService: Sendable {
         for (name, value) in parameters.sorted(by: { $0.key < $1.key }) {
             let field = "parameters.\(name)"
             guard let first = name.unicodeScalars.first, first == "_" || ("a"..."z").contains(first) || ("A"..."Z").contains(first),
-                  name.count <= 63, name.unicodeScalars.allSatisfy({ $0 == "_" || $0.properties.isASCIIHexDigit || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) })
+                  name.count <= 63, name.unicodeScalars.allSatisfy({ $0 == "_" || ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) })
             else { throw APIError.validation(field: field, reason: "must be a name of letters, digits and _ (it is referred to as :name)") }
             switch value {
             case .string(let text) where text.count <= 10_000 && !text.unicodeScalars.contains(where: { $0.value == 0 }): continue

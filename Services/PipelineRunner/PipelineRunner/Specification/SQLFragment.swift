@@ -691,9 +691,11 @@ struct SQLIdentifier: Sendable, Hashable {
     }
 
     /// The name double-quoted for SQL, embedded quotes doubled: `a"b` is `"a""b"`.
-    var quoted: String {
-        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
+    var quoted: String { Self.quote(name) }
+
+    /// A name as SQL writes it: double-quoted, embedded quotes doubled (for names PostgreSQL itself reported, which
+    /// need no validation).
+    static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 }
 
 /// A table name, `schema.table` or `table` (in the schema public).
