@@ -391,6 +391,8 @@ HBA
             printf 'unix_socket_permissions = 0700\n'
             printf "password_encryption = 'scram-sha-256'\n"
             printf 'max_connections = %s\n' "${PLATFORM_PG_MAX_CONNECTIONS:-200}"
+            # Statement statistics for log_analysis jobs (and anyone tuning the platform's own queries).
+            printf "shared_preload_libraries = 'pg_stat_statements'\n"
             if [[ $mode == throwaway ]]; then
                 printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n'
             fi

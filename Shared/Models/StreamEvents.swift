@@ -101,6 +101,8 @@ public struct RunEvent: StreamEvent, Equatable {
     public var taskID: Int?
     /// The scheduler's run (`taskrun_N`) behind a run with an id of its own (pipeline-runner's `run_N`).
     public var schedulerRunID: String?
+    /// The pipeline run (`pipeline_7`), for runs of a pipeline: what live views of a pipeline follow.
+    public var pipelineID: String?
     /// Which step this is.
     public var kind: Kind
     /// Rows read so far.
@@ -113,6 +115,8 @@ public struct RunEvent: StreamEvent, Equatable {
     public var stageTimingsMS: [String: Double]
     /// A safe description of the failure, for `failed`.
     public var error: String?
+    /// The stable code of the failure (`CONNECTOR_ERROR`, `PIPELINE_EXECUTION_ERROR` ...), for `failed`.
+    public var errorCode: String?
     /// When it happened.
     public var occurredAt: Date
 
@@ -121,6 +125,8 @@ public struct RunEvent: StreamEvent, Equatable {
         case jobID = "job_id"
         case taskID = "task_id"
         case schedulerRunID = "scheduler_run_id"
+        case pipelineID = "pipeline_id"
+        case errorCode = "error_code"
         case kind
         case rowsRead = "rows_read"
         case rowsWritten = "rows_written"
@@ -134,20 +140,22 @@ public struct RunEvent: StreamEvent, Equatable {
 
     /// Creates a run event.
     public init(
-        runID: String, jobID: String? = nil, taskID: Int? = nil, schedulerRunID: String? = nil, kind: Kind,
+        runID: String, jobID: String? = nil, taskID: Int? = nil, schedulerRunID: String? = nil, pipelineID: String? = nil, kind: Kind,
         rowsRead: Int64 = 0, rowsWritten: Int64 = 0, bytes: Int64 = 0, stageTimingsMS: [String: Double] = [:],
-        error: String? = nil, occurredAt: Date = Date()
+        error: String? = nil, errorCode: String? = nil, occurredAt: Date = Date()
     ) {
         self.runID = runID
         self.jobID = jobID
         self.taskID = taskID
         self.schedulerRunID = schedulerRunID
+        self.pipelineID = pipelineID
         self.kind = kind
         self.rowsRead = rowsRead
         self.rowsWritten = rowsWritten
         self.bytes = bytes
         self.stageTimingsMS = stageTimingsMS
         self.error = error
+        self.errorCode = errorCode
         self.occurredAt = occurredAt
     }
 }

@@ -47,8 +47,13 @@ public enum PipelineRunnerService {
         let runs = RunService(runs: runRepository, pipelines: pipelineRepository, events: events, announcer: announcer, logger: logger)
         let admin = AdminService(deletions: PostgresDeletionRepository(postgres: platform.postgres, tables: tables), announcer: announcer)
         let customerDatabases = ThreadPoolService(threads: 2 * configuration.jobConcurrency)
-        let executor = PipelineExecutor(runs: runRepository, pipelines: pipelineRepository, catalog: catalog, events: events,
-                                        threadPool: customerDatabases.threadPool, owner: settings.instanceID, logger: logger)
+        let databases = CustomerDatabases(catalog: catalog, threadPool: customerDatabases.threadPool)
+        let executor = RunExecutor(runs: runRepository, events: events, work: [
+            .pipelineRun: PipelineLoader(runs: runRepository, pipelines: pipelineRepository, databases: databases, logger: logger),
+            .tableAnalysis: TableAnalysis(databases: databases),
+            .customSQL: CustomSQL(databases: databases),
+            .logAnalysis: LogAnalysis(databases: databases),
+        ], owner: settings.instanceID, logger: logger)
 
         let router = try await platform.makeRouter(authenticating: true)
         ProjectsController(projects: projects).addRoutes(to: router.group("api/v1/projects"))

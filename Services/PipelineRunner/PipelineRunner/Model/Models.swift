@@ -152,6 +152,8 @@ struct RunOutcome: Sendable, Equatable {
     var metrics = RunMetrics()
     var errorCode: String?
     var error: String?
+    /// What an analysis or a query found, kept with the run (`result` of its details).
+    var result: JSONValue?
 }
 
 /// A run to record.

@@ -279,6 +279,7 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
         run.metrics = outcome.metrics
         run.errorCode = outcome.errorCode
         run.error = outcome.error
+        run.result = outcome.result
         runList[id] = run
         leases[id] = nil
         return run

@@ -174,7 +174,8 @@ struct PostgresRunRepository: RunRepository {
             UPDATE \(tables.runs) SET status = \(outcome.status.rawValue), finished_at = \(at), lease_until = NULL,
                 rows_processed = \(outcome.rowsProcessed), bytes_processed = \(outcome.bytesProcessed),
                 extraction_ms = \(outcome.metrics.extractionMS), transformation_ms = \(outcome.metrics.transformationMS),
-                loading_ms = \(outcome.metrics.loadingMS), error_code = \(outcome.errorCode), error = \(outcome.error)
+                loading_ms = \(outcome.metrics.loadingMS), error_code = \(outcome.errorCode), error = \(outcome.error),
+                result = \(outcome.result.map(PostgresJSON.init))
             WHERE id = \(id) AND owner = \(owner) AND status = 'running' RETURNING \(Self.columns)
             """).map(Self.decode).first
     }

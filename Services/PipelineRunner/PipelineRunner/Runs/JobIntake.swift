@@ -8,7 +8,7 @@ import SharedModels
 /// decides whether a run still needs a runner.
 enum JobIntake {
     /// The stream worker, with `jobs.concurrency` jobs at a time and `jobs.visibility_timeout_seconds`.
-    static func worker(runs: RunService, executor: PipelineExecutor, configuration: RunnerConfiguration, settings: ServiceSettings,
+    static func worker(runs: RunService, executor: RunExecutor, configuration: RunnerConfiguration, settings: ServiceSettings,
                        logger: Logger) -> StreamWorker {
         StreamWorker(
             configuration: .init(stream: PlatformStream.jobs.rawValue, group: "pipeline-runner", consumer: settings.instanceID,

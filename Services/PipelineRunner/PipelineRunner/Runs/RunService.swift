@@ -74,8 +74,8 @@ struct RunService: Sendable {
     }
 
     /// Takes in a job from `platform:jobs`. A job is recorded once however often it is delivered; a scheduler's
-    /// job gets a run of its own that carries the scheduler's run id back in its events. Returns the pipeline run
-    /// to execute, if there is one.
+    /// job gets a run of its own that carries the scheduler's run id back in its events. Returns the run to
+    /// execute, if there is one.
     @discardableResult
     func intake(_ job: JobRequest) async throws -> Int64? {
         let schedulerRunID = job.runID.hasPrefix("taskrun_") ? job.runID : nil
@@ -84,7 +84,7 @@ struct RunService: Sendable {
             return nil
         }
         // Runs queued through this API are already recorded under their job id.
-        guard schedulerRunID != nil else { return job.kind == .pipelineRun ? PublicID.run.parse(job.runID) : nil }
+        guard schedulerRunID != nil else { return PublicID.run.parse(job.runID) }
         var new = NewRun(jobID: job.jobID, kind: job.kind, connectionID: job.connectionID.map(Int64.init), taskID: job.taskID.map(Int64.init),
                          schedulerRunID: schedulerRunID, trigger: "schedule", parameters: job.parameters, requestedBy: "scheduler",
                          queuedAt: job.requestedAt)
@@ -107,7 +107,7 @@ struct RunService: Sendable {
             return nil
         }
         // Delivered again (its runner died): the lease decides whether it still needs a runner.
-        return job.kind == .pipelineRun ? run.id : nil
+        return run.id
     }
 
     /// A `cancel` job: of the scheduler's run (a timeout, a replacing run) or of one of ours.
@@ -137,10 +137,11 @@ struct RunService: Sendable {
 
     /// The run event of `run`, with the scheduler's ids when it started it.
     static func event(_ kind: RunEvent.Kind, of run: Run) -> RunEvent {
-        RunEvent(runID: run.publicID, jobID: run.jobID, taskID: run.taskID.map(Int.init), schedulerRunID: run.schedulerRunID, kind: kind,
+        RunEvent(runID: run.publicID, jobID: run.jobID, taskID: run.taskID.map(Int.init), schedulerRunID: run.schedulerRunID,
+                 pipelineID: run.pipelineID.map(PublicID.pipeline.format), kind: kind,
                  rowsRead: run.rowsProcessed, rowsWritten: run.rowsProcessed, bytes: run.bytesProcessed,
                  stageTimingsMS: ["extract": run.metrics.extractionMS, "transform": run.metrics.transformationMS, "load": run.metrics.loadingMS],
-                 error: run.error, occurredAt: run.finishedAt ?? Date())
+                 error: run.error, errorCode: run.errorCode, occurredAt: run.finishedAt ?? Date())
     }
 
     /// Run parameters are bound as query parameters by the engine: names it can refer to as `:name`, scalar values.

@@ -188,10 +188,13 @@ struct RunLedger: Sendable {
                 RETURNING id
                 """).count > 0
         case .completed:
-            let result = PostgresJSON<[String: JSONValue]>([
+            var fields: [String: JSONValue] = [
                 "rows_read": .number(Double(event.rowsRead)), "rows_written": .number(Double(event.rowsWritten)),
                 "bytes": .number(Double(event.bytes)), "stage_timings_ms": .object(event.stageTimingsMS.mapValues(JSONValue.number)),
-            ])
+            ]
+            // pipeline-runner's own run, whose details hold what an analysis or a query found.
+            if event.schedulerRunID != nil { fields["run_id"] = .string(event.runID) }
+            let result = PostgresJSON(fields)
             return try await postgres.query("""
                 UPDATE \(runs) SET status = 'success', started_at = coalesce(started_at, \(at)), finished_at = \(at), result = \(result)
                 WHERE id = \(id) AND status IN ('queued', 'running') RETURNING id

@@ -1,112 +1,31 @@
 import Foundation
 import Logging
-import NIOPosix
 import Platform
 import SharedModels
-import Synchronization
 
-/// Rows and bytes a run has moved so far, counted as chunks reach the target and read by its progress events.
-final class LoadProgress: Sendable {
-    private let counts = Mutex<(rows: Int64, bytes: Int64)>((0, 0))
-
-    /// Counts a chunk of COPY text: one row per line (text COPY escapes newlines inside values).
-    func add(_ chunk: [UInt8]) {
-        let rows = Int64(chunk.reduce(0) { $1 == 0x0A ? $0 + 1 : $0 })
-        counts.withLock { $0 = ($0.rows + rows, $0.bytes + Int64(chunk.count)) }
-    }
-
-    /// The counts so far.
-    var current: (rows: Int64, bytes: Int64) { counts.withLock { $0 } }
-}
-
-/// Executes pipeline runs into PostgreSQL targets: claims the run under a lease, reads credentials from the vault
-/// for this run only, compiles the deployed specification into one query on the source, streams its result with
-/// `COPY` into a staging table on the target, and applies it in one transaction that also records the run in the
-/// target's ledger. A failure or a cancel at any point leaves the target as it was.
-struct PipelineExecutor: Sendable {
+/// The work of a pipeline run into PostgreSQL targets: compiles the deployed specification into one query on the
+/// source, streams its result with `COPY` into a staging table on each target, and applies it in one transaction
+/// that also records the run in the target's ledger. A failure or a cancel at any point leaves the target as it was.
+struct PipelineLoader: RunWork {
     let runs: any RunRepository
     let pipelines: any PipelineRepository
-    let catalog: any ConnectionCatalog
-    let events: any EventSink
-    let threadPool: NIOThreadPool
-    /// This runner's name in leases.
-    let owner: String
-    /// How long a lease lasts unless renewed (renewed every second).
-    var lease: Duration = .seconds(30)
+    let databases: CustomerDatabases
     let logger: Logger
 
-    /// Why a run failed, in words for its user.
-    struct Failure: Error, Sendable {
-        var code: ErrorCode
-        var message: String
-    }
-
-    /// Runs `run` if no other runner holds it; returns the run as it ended, or `nil` when it was not this runner's.
-    @discardableResult
-    func execute(_ runID: Int64) async throws -> Run? {
-        guard let run = try await runs.claim(id: runID, owner: owner, leaseUntil: leaseEnd()) else { return nil }
-        try await events.publish(RunService.event(.started, of: run))
-        let started = ContinuousClock.now
-        let progress = LoadProgress()
-        let outcome: RunOutcome
-        do {
-            outcome = try await withLease(of: run, progress: progress) { try await load(run, progress: progress) }
-        } catch let error as Failure {
-            outcome = RunOutcome(status: .failed, errorCode: error.code.rawValue, error: error.message)
-        } catch is CancellationError {
-            outcome = RunOutcome(status: .cancelled, error: "cancelled")
-        } catch {
-            outcome = RunOutcome(status: .failed, errorCode: ErrorCode.pipelineExecutionError.rawValue, error: Self.message(for: error))
-        }
-        if outcome.status != .success { await dropStages(of: run) }
-        guard let ended = try await runs.finish(id: runID, owner: owner, outcome, at: Date()) else {
-            logger.warning("a run was taken over while it ran", metadata: ["run_id": "\(run.publicID)"])
-            return nil
-        }
-        let kind: RunEvent.Kind = switch ended.status {
-        case .success: .completed
-        case .cancelled: .cancelled
-        default: .failed
-        }
-        try await runs.note(id: runID, compiledSQL: nil, log: "\(ended.status.rawValue) after \(started.duration(to: .now))"
-                            + (ended.error.map { ": \($0)" } ?? ""), level: ended.status == .success ? .info : .error)
-        try await events.publish(RunService.event(kind, of: ended))
-        return ended
-    }
-
-    /// Runs `work` while renewing the lease every second; a cancel request (or a lost lease) stops it.
-    private func withLease<T: Sendable>(of run: Run, progress: LoadProgress, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await work() }
-            group.addTask {
-                while true {
-                    try await Task.sleep(for: .seconds(1))
-                    guard try await runs.renew(id: run.id, owner: owner, leaseUntil: leaseEnd()) else { throw CancellationError() }
-                    var moving = run
-                    (moving.rowsProcessed, moving.bytesProcessed) = progress.current
-                    try? await events.publish(RunService.event(.progress, of: moving))
-                }
-            }
-            defer { group.cancelAll() }
-            guard let result = try await group.next() ?? nil else { throw CancellationError() }
-            return result
-        }
-    }
-
     /// The load itself: source to staging, staging to target, for every target.
-    private func load(_ run: Run, progress: LoadProgress) async throws -> RunOutcome {
+    func perform(_ run: Run, progress: LoadProgress) async throws -> RunOutcome {
         guard let pipelineID = run.pipelineID, let number = run.pipelineVersion,
               let version = try await pipelines.version(id: pipelineID, number: number) else {
-            throw Failure(code: .pipelineExecutionError, message: "the run names no deployed version of its pipeline")
+            throw RunFailure("the run names no deployed version of its pipeline")
         }
         let specification = version.specification
         guard let source = specification.sources.first, let sourceID = source.connectionID else {
-            throw Failure(code: .pipelineExecutionError, message: "the pipeline has no source connection")
+            throw RunFailure("the pipeline has no source connection")
         }
         var outcome = RunOutcome(status: .success)
         for target in specification.targets {
             guard target.type == .postgresql, let targetID = target.connectionID else {
-                throw Failure(code: .pipelineExecutionError, message: "\(target.type.rawValue) targets are not run by this engine yet")
+                throw RunFailure("\(target.type.rawValue) targets are not run by this engine yet")
             }
             let loaded = try await load(run, specification, from: sourceID, into: target, connection: targetID, progress: progress)
             outcome.rowsProcessed += loaded.rowsProcessed
@@ -119,9 +38,9 @@ struct PipelineExecutor: Sendable {
 
     private func load(_ run: Run, _ specification: PipelineSpecification, from sourceID: Int64, into target: Target,
                       connection targetID: Int64, progress: LoadProgress) async throws -> RunOutcome {
-        let source = try await connect(sourceID)
+        let source = try await databases.connect(sourceID)
         defer { source.close() }
-        let destination = try await connect(targetID)
+        let destination = try await databases.connect(targetID)
         defer { destination.close() }
 
         let bytesBefore = progress.current.bytes
@@ -158,7 +77,7 @@ struct PipelineExecutor: Sendable {
         let targetExists = try await destination.query(PostgresQuery(unsafeSQL: "SELECT to_regclass($1) IS NOT NULL AS found",
                                                                      binds: [table.quoted])).first!.decode("found", as: Bool.self)
         guard targetExists || load.createTable else {
-            throw Failure(code: .pipelineExecutionError, message: "table \(table.displayName) does not exist; set create_table to true to have it created")
+            throw RunFailure("table \(table.displayName) does not exist; set create_table to true to have it created")
         }
         try await sweepStages(beside: table, on: destination)
         for statement in load.createStage { try await destination.query(PostgresQuery(unsafeSQL: statement)) }
@@ -182,7 +101,7 @@ struct PipelineExecutor: Sendable {
                 """, binds: [run.publicID, target.id, load.pipelineID, rows, cursorValue]))
         }
         return RunOutcome(status: .success, rowsProcessed: rows, bytesProcessed: progress.current.bytes - bytesBefore, metrics: RunMetrics(
-            extractionMS: Self.milliseconds(extraction.duration(to: loading)), loadingMS: Self.milliseconds(loading.duration(to: .now))))
+            extractionMS: RunExecutor.milliseconds(extraction.duration(to: loading)), loadingMS: RunExecutor.milliseconds(loading.duration(to: .now))))
     }
 
     /// Drops the staging tables in the target's schema that runs which have ended left behind (their runner died
@@ -229,12 +148,12 @@ struct PipelineExecutor: Sendable {
 
     /// Drops what a failed or cancelled run left on its targets, on connections of its own: the run's task may be
     /// cancelled, and its connections are then in no state to run anything.
-    private func dropStages(of run: Run) async {
+    func cleanUp(after run: Run) async {
         guard let pipelineID = run.pipelineID, let number = run.pipelineVersion,
               let version = try? await pipelines.version(id: pipelineID, number: number) else { return }
         for target in version.specification.targets where target.type == .postgresql {
             guard let connectionID = target.connectionID, let table = try? SQLTableName(parsing: target.config.table),
-                  let connection = try? await connect(connectionID) else { continue }
+                  let connection = try? await databases.connect(connectionID) else { continue }
             let stage = PostgresLoad(target: table, columns: [], mode: .append, key: [], createTable: false, runID: run.publicID,
                                      pipelineID: "", targetID: target.id).stage
             _ = try? await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(stage.quoted)"))
@@ -248,7 +167,7 @@ struct PipelineExecutor: Sendable {
         do {
             return try PlanCompiler.compile(specification, sourceColumns: sourceColumns, afterCursor: afterCursor, placeholder: placeholder)
         } catch let refusal as PlanCompiler.Refusal {
-            throw Failure(code: .pipelineExecutionError, message: "\(refusal.path): \(refusal.reason)")
+            throw RunFailure("\(refusal.path): \(refusal.reason)")
         }
     }
 
@@ -263,7 +182,7 @@ struct PipelineExecutor: Sendable {
                 case .number(let number)?: return number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
                 case .bool(let flag)?: return flag ? "true" : "false"
                 case .null?: return nil
-                default: throw Failure(code: .validationError, message: "the run has no value for the parameter :\(name)")
+                default: throw RunFailure(.validationError, "the run has no value for the parameter :\(name)")
                 }
             }
         }
@@ -272,12 +191,7 @@ struct PipelineExecutor: Sendable {
     /// The result's columns and their types, from describing the query with its parameters bound.
     private func resultColumns(of sql: String, values: [String?], on source: PostgresConnection) async throws -> [PostgresLoad.Column] {
         let shape = try await source.query(PostgresQuery(unsafeSQL: "SELECT * FROM (\(sql)) AS shape LIMIT 0", binds: values))
-        guard !shape.columns.isEmpty else { return [] }
-        let types = try await source.query(PostgresQuery(unsafeSQL: """
-            SELECT format_type(t.oid::oid, t.modifier::integer) AS type FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(oid, modifier, position)
-            ORDER BY t.position
-            """, binds: [shape.columnTypes.map { String($0.oid) }, shape.columnTypes.map { String($0.modifier) }])).map { try $0.decode("type", as: String.self) }
-        return zip(shape.columns, types).map { PostgresLoad.Column(name: $0, type: $1) }
+        return zip(shape.columns, try await source.typeNames(of: shape)).map { PostgresLoad.Column(name: $0, type: $1) }
     }
 
     /// `COPY (query)` takes no parameters, so each value goes into a transaction-local setting, bound, and the query
@@ -302,34 +216,5 @@ struct PipelineExecutor: Sendable {
         guard let cursor = plan.cursorColumn, plan.columns?.contains(cursor) ?? true else { return nil }
         return try await destination.query(PostgresQuery(unsafeSQL: "SELECT max(\(SQLIdentifier.quote(cursor)))::text AS value FROM \(stage.quoted)"))
             .first?.decode("value", as: String?.self)
-    }
-
-    private func connect(_ connection: Int64) async throws -> PostgresConnection {
-        let credentials: InternalConnectionCredentials
-        do {
-            credentials = try await catalog.credentials(connection)
-        } catch let refusal as CatalogRefusal {
-            throw Failure(code: .connectorError, message: refusal.reason)
-        }
-        let configuration = PostgresConfiguration(
-            host: credentials.host, port: credentials.port, username: credentials.username, password: credentials.password,
-            database: credentials.database, sslMode: credentials.sslmode, applicationName: "data-platform-run")
-        do {
-            return try await PostgresConnection.connect(configuration, threadPool: threadPool)
-        } catch {
-            throw Failure(code: .connectorError, message: "connection \(connection) cannot be reached: \(Self.message(for: error))")
-        }
-    }
-
-    private func leaseEnd() -> Date { Date().addingTimeInterval(Double(lease.components.seconds)) }
-
-    static func milliseconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-    }
-
-    /// What a user may read of an error: the server's own words for PostgreSQL's errors, never credentials.
-    static func message(for error: any Error) -> String {
-        if let error = error as? PostgresError { return error.serverMessage ?? error.description }
-        return "\(error)"
     }
 }
