@@ -8,6 +8,7 @@ let services: [(module: String, product: String, dependencies: [Target.Dependenc
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "JWTKit", package: "jwt-kit"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
     ]),
     ("ConnectionsVault", "connections-vault", [
         .product(name: "Crypto", package: "swift-crypto"),
@@ -47,6 +48,7 @@ var targets: [Target] = [
         dependencies: [
             "CLibPQ", "CHiredis", "CCurl", "SharedModels",
             hummingbird,
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "Configuration", package: "swift-configuration"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -139,6 +141,8 @@ var targets: [Target] = [
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
         ] + services.map { .target(name: $0.module) },
         swiftSettings: swiftSettings
     ),
@@ -186,6 +190,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
     ],
     targets: targets
 )

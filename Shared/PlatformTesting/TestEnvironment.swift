@@ -130,3 +130,24 @@ extension TestEnvironment {
         return port
     }
 }
+
+/// The deadline of ``withDeadline(_:_:)`` passed before its body finished.
+public struct DeadlinePassed: Error, CustomStringConvertible {
+    public let timeout: Duration
+    public var description: String { "not finished within \(timeout)" }
+}
+
+/// Runs `body`, cancelling it and throwing ``DeadlinePassed`` if it has not finished within `timeout`: for tests
+/// that wait on something that arrives by itself (a message, a socket's close) rather than on a condition to poll.
+public func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let result = try await group.next() ?? nil else { throw DeadlinePassed(timeout: timeout) }
+        return result
+    }
+}

@@ -6,6 +6,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import Platform
+import SharedModels
+import HummingbirdWebSocket
 
 /// `auth-gateway`: users, sessions, tokens and rate limits; the only public entry, proxying to the other services.
 public enum AuthGatewayService {
@@ -56,11 +58,21 @@ public enum AuthGatewayService {
             health: HealthController(version: settings.version, checks: platform.healthChecks + serviceChecks, metrics: platform.metrics)
         ).addRoutes(to: router)
 
+        let responder = GatewayResponder(
+            router: router.buildResponder(), cors: CORSPolicy(origins: configuration.corsOrigins),
+            declaredMethods: { await catalog.document().declaredMethods(forPath: $0) })
+        // Live views of pipelines: every replica follows the run events and serves its own sockets.
+        let runEvents = RunEventHub()
+        let sockets = PipelineEventSocket(hub: runEvents, answer: { try await responder.respond(to: $0, context: $1) })
+        let runEventFollower = StreamFollower(stream: PlatformStream.runEvents.rawValue, redis: settings.redis, logger: logger) {
+            runEvents.publish($0)
+        }
         return platform.makeApplication(
-            responder: GatewayResponder(
-                router: router.buildResponder(), cors: CORSPolicy(origins: configuration.corsOrigins),
-                declaredMethods: { await catalog.document().declaredMethods(forPath: $0) }),
-            services: [HTTPClientService(client: httpClient)],
+            responder: responder,
+            server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 16))) { head, channel, logger in
+                await sockets.shouldUpgrade(head, channel: channel, logger: logger)
+            },
+            services: [HTTPClientService(client: httpClient), runEventFollower],
             afterMigration: { try await accounts.bootstrapAdmin(configuration.bootstrapAdmin, logger: logger) })
     }
 

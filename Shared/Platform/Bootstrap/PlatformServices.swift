@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import JWTKit
 import Logging
@@ -127,13 +128,15 @@ public struct PlatformServices: Sendable {
     }
 
     /// The application around any responder (a router wrapped in an outer layer); `afterMigration` runs once
-    /// the schema is migrated, before the server accepts requests.
+    /// the schema is migrated, before the server accepts requests. `server` chooses the protocols spoken
+    /// (HTTP/1.1, or HTTP/1.1 that may upgrade to WebSocket).
     public func makeApplication<Responder: HTTPResponder>(
-        responder: Responder, services: [any Service] = [],
+        responder: Responder, server: HTTPServerBuilder = .http1(), services: [any Service] = [],
         afterMigration: @escaping @Sendable () async throws -> Void = {}
     ) -> some ApplicationProtocol where Responder.Context == PlatformRequestContext {
         var app = Application(
             responder: responder,
+            server: server,
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: settings.serviceName),
             services: [postgres, redis] + services,
             logger: logger
