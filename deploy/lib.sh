@@ -15,6 +15,8 @@
 #   pg_log_file DATA                     where the server log of DATA is
 #   start_redis DIR PORT [durable|throwaway] / stop_redis DIR / restart_redis DIR
 #   redis_ping PORT                      true when Redis on 127.0.0.1:PORT answers PONG
+#   start_clickhouse DIR HTTP_PORT TCP_PORT [PASSWORD] / stop_clickhouse DIR
+#   clickhouse_ping PORT                 true when ClickHouse's HTTP interface on 127.0.0.1:PORT answers Ok.
 #   port_listening PORT                  something listens on TCP PORT
 #   free_port [EXCLUDED_PORT...]         a random free loopback TCP port (checked)
 #   wait_for SECONDS DESCRIPTION CMD...  poll CMD until it succeeds; fail with a message at the deadline
@@ -549,4 +551,181 @@ restart_redis() {
     ((${#args[@]} > 0)) || { lib_err "empty $dir/redis.args"; return 1; }
     stop_redis "$dir" || return 1
     _redis_launch "$dir" "${args[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# ClickHouse
+
+clickhouse_ping() { [[ $(curl -s --max-time 3 "http://127.0.0.1:$1/ping" 2>/dev/null) == Ok. ]]; }
+
+# clickhouse_pid DIR: the PID in DIR/clickhouse.pid when that process is the clickhouse-server of DIR.
+clickhouse_pid() {
+    local dir pid
+    dir=$(_abspath "$1")
+    [[ -s $dir/clickhouse.pid ]] || return 1
+    pid=$(<"$dir/clickhouse.pid")
+    pid_alive "$pid" "--config-file=$dir/config.xml" || return 1
+    printf '%s\n' "$pid"
+}
+
+# _clickhouse_conf_port DIR TAG: the value of <TAG> (http_port, tcp_port) in DIR/config.xml.
+_clickhouse_conf_port() { sed -n "s:^ *<$2>\([0-9]*\)</$2>.*:\1:p" "$1/config.xml" 2>/dev/null | head -n 1; }
+
+# _clickhouse_settled PID PORT: the server answers on PORT, or PID has exited (so waiting is pointless).
+_clickhouse_settled() { clickhouse_ping "$2" || ! pid_alive "$1"; }
+
+_clickhouse_log_tail() {
+    lib_err "last lines of $1/log/clickhouse-server.log:"
+    tail -n 20 -- "$1/log/clickhouse-server.log" >&2 2>/dev/null || true
+    if [[ -s $1/log/stderr.log ]]; then
+        lib_err "last lines of $1/log/stderr.log:"
+        tail -n 10 -- "$1/log/stderr.log" >&2 2>/dev/null || true
+    fi
+}
+
+# start_clickhouse DIR HTTP_PORT TCP_PORT: clickhouse-server on 127.0.0.1 only (HTTP on HTTP_PORT, native
+# protocol on TCP_PORT, no interserver port), with config.xml, users.xml (both rewritten before every start),
+# clickhouse.pid, data/ and log/ in DIR. Sized for a small shared machine: 64 MiB mark and uncompressed
+# caches, 2 threads and 2 GB per query, 4 background merge threads. Server time zone UTC. One user, `default`,
+# accepted from loopback only, with PASSWORD (stored as its SHA-256) or without one. Runs as the caller (clickhouse-server accepts root) in a
+# session of its own. Idempotent when it already runs on the same ports; returns once /ping answers Ok.
+start_clickhouse() {
+    if (($# != 3 && $# != 4)); then
+        lib_err "usage: start_clickhouse DIR HTTP_PORT TCP_PORT [PASSWORD]"
+        return 1
+    fi
+    local dir http_port=$2 tcp_port=$3 password_line='<password></password>' pid running_http running_tcp port
+    if [[ -n ${4:-} ]]; then
+        password_line="<password_sha256_hex>$(printf '%s' "$4" | sha256sum | cut -d' ' -f1)</password_sha256_hex>"
+    fi
+    dir=$(_abspath "$1")
+    _is_port "$http_port" || { lib_err "invalid port: $http_port"; return 1; }
+    _is_port "$tcp_port" || { lib_err "invalid port: $tcp_port"; return 1; }
+    [[ $http_port != "$tcp_port" ]] || { lib_err "the HTTP and TCP ports must differ: $http_port"; return 1; }
+    # The path goes into XML unescaped.
+    [[ $dir != *[\<\>\&]* ]] || { lib_err "the ClickHouse directory must not contain <, > or &: $dir"; return 1; }
+    command -v clickhouse-server >/dev/null 2>&1 ||
+        { lib_err "clickhouse-server not installed (apt-get install clickhouse-server)"; return 1; }
+    command -v curl >/dev/null 2>&1 || { lib_err "curl not installed"; return 1; }
+    mkdir -p -- "$dir/data" "$dir/log" || { lib_err "cannot create $dir"; return 1; }
+    chmod 700 -- "$dir" || return 1
+
+    if pid=$(clickhouse_pid "$dir"); then
+        running_http=$(_clickhouse_conf_port "$dir" http_port)
+        running_tcp=$(_clickhouse_conf_port "$dir" tcp_port)
+        if [[ $running_http != "$http_port" || $running_tcp != "$tcp_port" ]]; then
+            lib_err "ClickHouse in $dir already runs (PID $pid) on ports $running_http/$running_tcp," \
+                "not $http_port/$tcp_port; stop it first"
+            return 1
+        fi
+        lib_log "ClickHouse in $dir already running on 127.0.0.1:$http_port (PID $pid)"
+        wait_for 60 "ClickHouse on 127.0.0.1:$http_port" clickhouse_ping "$http_port"
+        return
+    fi
+    rm -f -- "$dir/clickhouse.pid"
+    for port in "$http_port" "$tcp_port"; do
+        if port_listening "$port"; then
+            lib_err "cannot start ClickHouse in $dir: something already listens on port $port"
+            return 1
+        fi
+    done
+
+    cat >"$dir/config.xml" <<XML || { lib_err "cannot write $dir/config.xml"; return 1; }
+<?xml version="1.0"?>
+<!-- Written by deploy/lib.sh (start_clickhouse) before every start. -->
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$dir/log/clickhouse-server.log</log>
+        <errorlog>$dir/log/clickhouse-server.err.log</errorlog>
+        <size>50M</size>
+        <count>2</count>
+    </logger>
+    <listen_host>127.0.0.1</listen_host>
+    <http_port>$http_port</http_port>
+    <tcp_port>$tcp_port</tcp_port>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/data/tmp/</tmp_path>
+    <user_files_path>$dir/data/user_files/</user_files_path>
+    <format_schema_path>$dir/data/format_schemas/</format_schema_path>
+    <users_config>$dir/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mark_cache_size>67108864</mark_cache_size>
+    <uncompressed_cache_size>67108864</uncompressed_cache_size>
+    <max_concurrent_queries>50</max_concurrent_queries>
+    <max_connections>1024</max_connections>
+    <keep_alive_timeout>10</keep_alive_timeout>
+    <max_table_size_to_drop>0</max_table_size_to_drop>
+    <max_partition_size_to_drop>0</max_partition_size_to_drop>
+</yandex>
+XML
+    cat >"$dir/users.xml" <<XML || { lib_err "cannot write $dir/users.xml"; return 1; }
+<?xml version="1.0"?>
+<!-- Written by deploy/lib.sh (start_clickhouse) before every start. -->
+<yandex>
+    <profiles>
+        <default>
+            <max_threads>2</max_threads>
+            <max_memory_usage>2000000000</max_memory_usage>
+            <background_pool_size>4</background_pool_size>
+            <use_uncompressed_cache>0</use_uncompressed_cache>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            $password_line
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas>
+        <default></default>
+    </quotas>
+</yandex>
+XML
+
+    chmod 600 -- "$dir/users.xml" || return 1
+    lib_log "starting ClickHouse on 127.0.0.1:$http_port (native protocol $tcp_port), data $dir"
+    # Not --daemon: it would write its pid file only after forking, and a server that dies early would leave
+    # nothing to wait on. setsid -f detaches it from our session; the shell records its own PID and then
+    # execs the server, so the recorded PID is the server's.
+    # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+    if ! (cd / && setsid -f sh -c 'echo "$$" >"$1" && shift && exec "$@"' sh "$dir/clickhouse.pid" \
+        clickhouse-server --config-file="$dir/config.xml" </dev/null >"$dir/log/stderr.log" 2>&1); then
+        lib_err "could not launch clickhouse-server"
+        return 1
+    fi
+    wait_for 10 "the ClickHouse pid file $dir/clickhouse.pid" test -s "$dir/clickhouse.pid" || return 1
+    pid=$(<"$dir/clickhouse.pid")
+    if ! wait_for 60 "ClickHouse on 127.0.0.1:$http_port" _clickhouse_settled "$pid" "$http_port"; then
+        _clickhouse_log_tail "$dir"
+        stop_pid "$pid" 30 "--config-file=$dir/config.xml" || true
+        rm -f -- "$dir/clickhouse.pid"
+        return 1
+    fi
+    if ! clickhouse_ping "$http_port"; then
+        lib_err "clickhouse-server (PID $pid) exited during startup"
+        _clickhouse_log_tail "$dir"
+        rm -f -- "$dir/clickhouse.pid"
+        return 1
+    fi
+}
+
+# stop_clickhouse DIR: SIGTERM to the PID in DIR/clickhouse.pid, SIGKILL after 60 s. Fine if not running.
+stop_clickhouse() {
+    local dir pid
+    dir=$(_abspath "$1")
+    if ! pid=$(clickhouse_pid "$dir"); then
+        rm -f -- "$dir/clickhouse.pid"
+        return 0
+    fi
+    lib_log "stopping ClickHouse in $dir (PID $pid)"
+    stop_pid "$pid" 60 "--config-file=$dir/config.xml" || { lib_err "could not stop ClickHouse PID $pid"; return 1; }
+    rm -f -- "$dir/clickhouse.pid"
 }

@@ -452,9 +452,12 @@ cmd_logs() {
 #   PLATFORM_TEST_PG_SUPERUSER_SOCKET (unix socket directory), PLATFORM_TEST_PG_SUPERUSER=postgres
 #   PLATFORM_TEST_PG_DATA, PLATFORM_TEST_PG_LOG: the test server's data directory and log file (for tests that
 #     check no secret reaches the disk)
+#   PLATFORM_TEST_CLICKHOUSE_PORT, PLATFORM_TEST_CLICKHOUSE_PASSWORD: a ClickHouse server (HTTP on 127.0.0.1, user
+#     `default` with that password) for the engine's ClickHouse targets
 TEST_TMP=''
 TEST_PG_DATA=''
 TEST_REDIS_DIR=''
+TEST_CLICKHOUSE_DIR=''
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 test_cleanup() {
@@ -462,6 +465,7 @@ test_cleanup() {
     trap - EXIT INT TERM HUP
     set +e
     stop_test_stack
+    if [[ -n $TEST_CLICKHOUSE_DIR ]]; then stop_clickhouse "$TEST_CLICKHOUSE_DIR" || lib_err "could not stop the test ClickHouse"; fi
     if [[ -n $TEST_REDIS_DIR ]]; then stop_redis "$TEST_REDIS_DIR" || lib_err "could not stop the test Redis"; fi
     if [[ -n $TEST_PG_DATA ]]; then stop_postgres "$TEST_PG_DATA" || lib_err "could not stop the test PostgreSQL"; fi
     if [[ -n $TEST_TMP && -d $TEST_TMP ]]; then
@@ -493,6 +497,14 @@ cmd_test() {
     start_postgres "$TEST_PG_DATA" "$pg_port" "$sock" "$PG_ROLE" "$password" "$PG_DATABASE" throwaway
     pg_psql_super "$sock" "$pg_port" -c "ALTER ROLE $PG_ROLE CREATEDB"
     start_redis "$TEST_REDIS_DIR" "$redis_port" throwaway
+    # A ClickHouse server for the engine's ClickHouse targets (a customer's warehouse, not part of the platform).
+    ensure_packages clickhouse-server clickhouse-client
+    TEST_CLICKHOUSE_DIR=$TEST_TMP/clickhouse
+    local clickhouse_http clickhouse_tcp clickhouse_password
+    clickhouse_http=$(free_port "$pg_port" "$redis_port")
+    clickhouse_tcp=$(free_port "$pg_port" "$redis_port" "$clickhouse_http")
+    clickhouse_password=$(gen_secret)
+    start_clickhouse "$TEST_CLICKHOUSE_DIR" "$clickhouse_http" "$clickhouse_tcp" "$clickhouse_password"
 
     local lib
     lib=$(printf '%q' "$ROOT/deploy/lib.sh")
@@ -524,6 +536,7 @@ EOF
     export PLATFORM_TEST_PG_SUPERUSER_SOCKET=$sock PLATFORM_TEST_PG_SUPERUSER=postgres
     PLATFORM_TEST_PG_DATA=$TEST_PG_DATA PLATFORM_TEST_PG_LOG=$(pg_log_file "$TEST_PG_DATA")
     export PLATFORM_TEST_PG_DATA PLATFORM_TEST_PG_LOG
+    export PLATFORM_TEST_CLICKHOUSE_PORT=$clickhouse_http PLATFORM_TEST_CLICKHOUSE_PASSWORD=$clickhouse_password
 
     local -a extra=()
     read -r -a extra <<<"${PLATFORM_SWIFT_TEST_ARGS:-}"

@@ -48,8 +48,13 @@ public enum PipelineRunnerService {
         let admin = AdminService(deletions: PostgresDeletionRepository(postgres: platform.postgres, tables: tables), announcer: announcer)
         let customerDatabases = ThreadPoolService(threads: 2 * configuration.jobConcurrency)
         let databases = CustomerDatabases(catalog: catalog, threadPool: customerDatabases.threadPool)
+        var clickHouseOptions = CurlHTTPClient.Options()
+        // A block of 100,000 rows may take ClickHouse a while to parse and write; a statement's answer is small.
+        clickHouseOptions.timeout = .seconds(600)
+        clickHouseOptions.maxResponseBytes = 1 << 20
         let executor = RunExecutor(runs: runRepository, events: events, work: [
-            .pipelineRun: PipelineLoader(runs: runRepository, pipelines: pipelineRepository, databases: databases, logger: logger),
+            .pipelineRun: PipelineLoader(runs: runRepository, pipelines: pipelineRepository, databases: databases,
+                                         clickHouse: CurlHTTPClient(threadPool: customerDatabases.threadPool, options: clickHouseOptions), logger: logger),
             .tableAnalysis: TableAnalysis(databases: databases),
             .customSQL: CustomSQL(databases: databases),
             .logAnalysis: LogAnalysis(databases: databases),

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import Logging
 import Platform
@@ -10,6 +11,8 @@ struct PipelineLoader: RunWork {
     let runs: any RunRepository
     let pipelines: any PipelineRepository
     let databases: CustomerDatabases
+    /// The HTTP client for ClickHouse targets.
+    let clickHouse: CurlHTTPClient
     let logger: Logger
 
     /// The load itself: source to staging, staging to target, for every target.
@@ -24,10 +27,13 @@ struct PipelineLoader: RunWork {
         }
         var outcome = RunOutcome(status: .success)
         for target in specification.targets {
-            guard target.type == .postgresql, let targetID = target.connectionID else {
-                throw RunFailure("\(target.type.rawValue) targets are not run by this engine yet")
+            guard let targetID = target.connectionID else { throw RunFailure("target \(target.id) has no connection") }
+            let loaded: RunOutcome
+            switch target.type {
+            case .postgresql: loaded = try await loadIntoPostgres(run, specification, from: sourceID, into: target, connection: targetID, progress: progress)
+            case .clickhouse: loaded = try await loadIntoClickHouse(run, specification, from: sourceID, into: target, connection: targetID, progress: progress)
+            case .file: throw RunFailure("file targets are not run by this engine yet")
             }
-            let loaded = try await load(run, specification, from: sourceID, into: target, connection: targetID, progress: progress)
             outcome.rowsProcessed += loaded.rowsProcessed
             outcome.bytesProcessed += loaded.bytesProcessed
             outcome.metrics.extractionMS += loaded.metrics.extractionMS
@@ -36,8 +42,38 @@ struct PipelineLoader: RunWork {
         return outcome
     }
 
-    private func load(_ run: Run, _ specification: PipelineSpecification, from sourceID: Int64, into target: Target,
-                      connection targetID: Int64, progress: LoadProgress) async throws -> RunOutcome {
+    /// The source side of one load, inside the source's read-only snapshot: the compiled plan, the query `COPY`
+    /// runs (its values bound through settings), and the result's columns with their types.
+    private struct SourceRead {
+        var plan: ExecutionPlan
+        var copyQuery: String
+        var columns: [PostgresLoad.Column]
+    }
+
+    /// Opens the source's snapshot and compiles the pipeline for it; `cursor` is the last value the target committed.
+    private func read(_ run: Run, _ specification: PipelineSpecification, cursor: String?, on source: PostgresConnection) async throws -> SourceRead {
+        try await source.query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ")
+        let sourceColumns = try await columns(of: specification, on: source)
+        let plan = try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil)
+        let values = try bindingValues(plan.query.bindings, parameters: run.parameters, cursor: cursor)
+        let columns = try await resultColumns(of: plan.query.sql, values: values, on: source)
+        let copyQuery = try await boundForCopy(plan.query, values: values, on: source) { placeholder in
+            try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil, placeholder: placeholder).query.sql
+        }
+        try await runs.note(id: run.id, compiledSQL: plan.query.sql, log: "reading the source with the compiled query", level: .info)
+        try await reportNullCursors(of: specification, plan: plan, on: source, run: run)
+        return SourceRead(plan: plan, copyQuery: copyQuery, columns: columns)
+    }
+
+    /// Logs that a run's load was found committed already, and what it loaded.
+    private func alreadyLoaded(_ run: Run, into name: String, rows: Int64) async throws -> RunOutcome {
+        // This run committed before its runner died: nothing is loaded twice.
+        try await runs.note(id: run.id, compiledSQL: nil, log: "already loaded into \(name) (\(rows) rows): not loaded again", level: .warning)
+        return RunOutcome(status: .success, rowsProcessed: rows)
+    }
+
+    private func loadIntoPostgres(_ run: Run, _ specification: PipelineSpecification, from sourceID: Int64, into target: Target,
+                                  connection targetID: Int64, progress: LoadProgress) async throws -> RunOutcome {
         let source = try await databases.connect(sourceID)
         defer { source.close() }
         let destination = try await databases.connect(targetID)
@@ -51,29 +87,16 @@ struct PipelineLoader: RunWork {
         try await destination.query(PostgresQuery(unsafeSQL: load.createLedger))
         if let loaded = try await destination.query(PostgresQuery(unsafeSQL: "SELECT rows FROM \(load.ledger.quoted) WHERE run_id = $1 AND target_id = $2",
                                                                       binds: [run.publicID, target.id])).first {
-            // This run committed before its runner died: nothing is loaded twice.
-            let rows = try loaded.decode("rows", as: Int64.self)
-            try await runs.note(id: run.id, compiledSQL: nil, log: "already loaded into \(table.displayName) (\(rows) rows): not loaded again", level: .warning)
-            return RunOutcome(status: .success, rowsProcessed: rows)
+            return try await alreadyLoaded(run, into: table.displayName, rows: try loaded.decode("rows", as: Int64.self))
         }
         let cursor = try await destination.query(PostgresQuery(unsafeSQL: """
             SELECT cursor_value FROM \(load.ledger.quoted) WHERE pipeline_id = $1 AND target_id = $2 AND cursor_value IS NOT NULL
             ORDER BY loaded_at DESC LIMIT 1
             """, binds: [load.pipelineID, target.id])).first.map { try $0.decode("cursor_value", as: String.self) }
 
-        // The source, read in one read-only snapshot.
-        try await source.query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ")
-        let sourceColumns = try await columns(of: specification, on: source)
-        let plan = try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil)
-        let values = try bindingValues(plan.query.bindings, parameters: run.parameters, cursor: cursor)
-        load = PostgresLoad(target: table, columns: try await resultColumns(of: plan.query.sql, values: values, on: source), mode: load.mode,
-                            key: load.key, createTable: load.createTable, runID: load.runID, pipelineID: load.pipelineID, targetID: load.targetID)
-        let copySQL = try await boundForCopy(plan.query, values: values, on: source) { placeholder in
-            try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil, placeholder: placeholder).query.sql
-        }
-        try await runs.note(id: run.id, compiledSQL: plan.query.sql, log: "reading the source with the compiled query", level: .info)
-        try await reportNullCursors(of: specification, plan: plan, on: source, run: run)
-
+        let read = try await read(run, specification, cursor: cursor, on: source)
+        load = PostgresLoad(target: table, columns: read.columns, mode: load.mode, key: load.key, createTable: load.createTable,
+                            runID: load.runID, pipelineID: load.pipelineID, targetID: load.targetID)
         let targetExists = try await destination.query(PostgresQuery(unsafeSQL: "SELECT to_regclass($1) IS NOT NULL AS found",
                                                                      binds: [table.quoted])).first!.decode("found", as: Bool.self)
         guard targetExists || load.createTable else {
@@ -84,7 +107,7 @@ struct PipelineLoader: RunWork {
         let extraction = ContinuousClock.now
         let rows: Int64
         do {
-            rows = try await PostgresCopyPipe.copy(from: source, "COPY (\(copySQL)) TO STDOUT", to: destination, load.copyIn,
+            rows = try await PostgresCopyPipe.copy(from: source, "COPY (\(read.copyQuery)) TO STDOUT", to: destination, load.copyIn,
                                                    written: progress.add)
             try await source.query("COMMIT")
         } catch {
@@ -93,7 +116,7 @@ struct PipelineLoader: RunWork {
             throw error
         }
         let loading = ContinuousClock.now
-        let cursorValue = try await nextCursor(plan, stage: load.stage, on: destination)
+        let cursorValue = try await nextCursor(read.plan, stage: load.stage, on: destination)
         try await destination.withTransaction { connection in
             for statement in load.apply(targetExists: targetExists) { try await connection.query(PostgresQuery(unsafeSQL: statement)) }
             try await connection.query(PostgresQuery(unsafeSQL: """
@@ -102,6 +125,112 @@ struct PipelineLoader: RunWork {
         }
         return RunOutcome(status: .success, rowsProcessed: rows, bytesProcessed: progress.current.bytes - bytesBefore, metrics: RunMetrics(
             extractionMS: RunExecutor.milliseconds(extraction.duration(to: loading)), loadingMS: RunExecutor.milliseconds(loading.duration(to: .now))))
+    }
+
+    /// Rows go to ClickHouse in blocks of at least this many rows (or of ``clickHouseBlockBytes``, whichever comes
+    /// first): ClickHouse writes a part per insert, so small inserts make work for its merges.
+    static let clickHouseBlockRows = 100_000
+    static let clickHouseBlockBytes = 32 << 20
+
+    private func loadIntoClickHouse(_ run: Run, _ specification: PipelineSpecification, from sourceID: Int64, into target: Target,
+                                    connection targetID: Int64, progress: LoadProgress) async throws -> RunOutcome {
+        let client = ClickHouseClient(credentials: try await databases.credentials(targetID), http: clickHouse)
+        let source = try await databases.connect(sourceID)
+        defer { source.close() }
+
+        let bytesBefore = progress.current.bytes
+        var load = try clickHouseLoad(run, target, database: client.database, columns: [])
+        try await client.execute(load.createLedger)
+        if let rows = Int64(try await client.execute(load.ledgerEntry).split(separator: "\n").first ?? "") {
+            return try await alreadyLoaded(run, into: load.displayName, rows: rows)
+        }
+        let cursor = try await client.execute(load.lastCursor).split(separator: "\n").first.map(String.init)
+        let read = try await read(run, specification, cursor: cursor, on: source)
+        load = try clickHouseLoad(run, target, database: client.database, columns: read.columns)
+        let targetExists = try await client.execute("EXISTS TABLE \(load.target) FORMAT TSV").hasPrefix("1")
+        guard targetExists || target.config.createTable else {
+            throw RunFailure("table \(load.displayName) does not exist; set create_table to true to have it created")
+        }
+        for statement in load.createStage(targetExists: targetExists) { try await client.execute(statement) }
+
+        let extraction = ContinuousClock.now
+        let rows: Int64
+        do {
+            rows = try await copy(from: source, "COPY (\(load.sourceQuery(read.copyQuery))) TO STDOUT", into: client, load.insert,
+                                  progress: progress)
+        } catch {
+            source.cancelCurrentQuery()
+            throw error
+        }
+        // The largest cursor value of exactly these rows: the source's snapshot is still open.
+        let cursorValue: String? = if let column = read.plan.cursorColumn, read.columns.contains(where: { $0.name == column }) {
+            try await source.query(PostgresQuery(unsafeSQL: "SELECT max(\(SQLIdentifier.quote(column)))::text AS value FROM (\(read.copyQuery)) AS result"))
+                .first?.decode("value", as: String?.self)
+        } else {
+            nil
+        }
+        try await source.query("COMMIT")
+        let staged = Int64(try await client.execute("SELECT count() FROM \(load.stage) FORMAT TSV").trimmingCharacters(in: .whitespacesAndNewlines))
+        guard staged == rows else {
+            throw RunFailure("ClickHouse holds \(staged.map(String.init) ?? "an unknown number of") rows of the \(rows) sent; nothing was applied")
+        }
+        let loading = ContinuousClock.now
+        for statement in load.apply(targetExists: targetExists) { try await client.execute(statement) }
+        try await client.execute(load.record(rows: rows, cursor: cursorValue))
+        return RunOutcome(status: .success, rowsProcessed: rows, bytesProcessed: progress.current.bytes - bytesBefore, metrics: RunMetrics(
+            extractionMS: RunExecutor.milliseconds(extraction.duration(to: loading)), loadingMS: RunExecutor.milliseconds(loading.duration(to: .now))))
+    }
+
+    private func clickHouseLoad(_ run: Run, _ target: Target, database: String, columns: [PostgresLoad.Column]) throws -> ClickHouseLoad {
+        do {
+            return try ClickHouseLoad(table: target.config.table, database: database, columns: columns, mode: target.config.mode,
+                                      key: target.config.key, runID: run.publicID, pipelineID: PublicID.pipeline.format(run.pipelineID ?? 0),
+                                      targetID: target.id)
+        } catch let error as SQLFragmentError {
+            throw RunFailure(.validationError, "table \(target.config.table): \(error.reason)")
+        }
+    }
+
+    /// Streams `COPY ... TO STDOUT` into ClickHouse in blocks; the next block is read while one is sent, so at most
+    /// three blocks are in memory. Returns the rows sent.
+    private func copy(from source: PostgresConnection, _ sql: String, into client: ClickHouseClient, _ insert: String,
+                      progress: LoadProgress) async throws -> Int64 {
+        let blocks = AsyncThrowingChannel<(rows: Int, bytes: [UInt8]), any Error>()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    var block: [UInt8] = []
+                    var rows = 0
+                    try await source.copyOut(sql) { chunk in
+                        block.append(contentsOf: chunk)
+                        rows += chunk.reduce(0) { $1 == 0x0A ? $0 + 1 : $0 }
+                        if rows >= Self.clickHouseBlockRows || block.count >= Self.clickHouseBlockBytes {
+                            await blocks.send((rows, block))
+                            try Task.checkCancellation()
+                            (block, rows) = ([], 0)
+                        }
+                    }
+                    if !block.isEmpty { await blocks.send((rows, block)) }
+                    blocks.finish()
+                } catch {
+                    blocks.fail(error)
+                    throw error
+                }
+            }
+            do {
+                var sent: Int64 = 0
+                for try await block in blocks {
+                    try await client.insert(insert, rows: block.bytes)
+                    sent += Int64(block.rows)
+                    progress.add(rows: Int64(block.rows), bytes: Int64(block.bytes.count))
+                }
+                try await group.waitForAll()
+                return sent
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+        }
     }
 
     /// Drops the staging tables in the target's schema that runs which have ended left behind (their runner died
@@ -151,13 +280,29 @@ struct PipelineLoader: RunWork {
     func cleanUp(after run: Run) async {
         guard let pipelineID = run.pipelineID, let number = run.pipelineVersion,
               let version = try? await pipelines.version(id: pipelineID, number: number) else { return }
-        for target in version.specification.targets where target.type == .postgresql {
-            guard let connectionID = target.connectionID, let table = try? SQLTableName(parsing: target.config.table),
-                  let connection = try? await databases.connect(connectionID) else { continue }
-            let stage = PostgresLoad(target: table, columns: [], mode: .append, key: [], createTable: false, runID: run.publicID,
-                                     pipelineID: "", targetID: target.id).stage
-            _ = try? await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(stage.quoted)"))
-            connection.close()
+        for target in version.specification.targets {
+            guard let connectionID = target.connectionID else { continue }
+            switch target.type {
+            case .postgresql:
+                guard let table = try? SQLTableName(parsing: target.config.table),
+                      let connection = try? await databases.connect(connectionID) else { continue }
+                let stage = PostgresLoad(target: table, columns: [], mode: .append, key: [], createTable: false, runID: run.publicID,
+                                         pipelineID: "", targetID: target.id).stage
+                _ = try? await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(stage.quoted)"))
+                connection.close()
+            case .clickhouse:
+                guard let credentials = try? await databases.credentials(connectionID),
+                      let load = try? clickHouseLoad(run, target, database: credentials.database, columns: []) else { continue }
+                let client = ClickHouseClient(credentials: credentials, http: clickHouse)
+                // A rename of both names that stopped half-way leaves the previous table without the target's name.
+                if (try? await client.execute("EXISTS TABLE \(load.target) FORMAT TSV"))?.hasPrefix("0") == true,
+                   (try? await client.execute("EXISTS TABLE \(load.previous) FORMAT TSV"))?.hasPrefix("1") == true {
+                    _ = try? await client.execute("RENAME TABLE \(load.previous) TO \(load.target)")
+                }
+                _ = try? await client.execute("DROP TABLE IF EXISTS \(load.stage)")
+            case .file:
+                continue
+            }
         }
     }
 

@@ -141,7 +141,10 @@ enum SpecificationParser {
             target.config.table = tableName(config["table"], at: path + ".config.table", reader: reader) ?? ""
             if let mode = config["mode"], mode != .null { target.config.mode = reader.choice(mode, at: path + ".config.mode", as: Target.Mode.self) ?? .append }
             if let key = config["key"], key != .null { target.config.key = identifiers(key, at: path + ".config.key", reader: reader) }
-            if target.config.mode == .upsert && target.config.key.isEmpty {
+            if kind == .clickhouse && target.config.mode == .upsert {
+                reader.problem(path + ".config.mode", "clickhouse targets take append or replace: ClickHouse has no upsert "
+                               + "(append into a ReplacingMergeTree table, or replace)")
+            } else if target.config.mode == .upsert && target.config.key.isEmpty {
                 reader.problem(path + ".config.key", "is required for mode upsert (the columns rows are matched on)")
             }
             target.config.createTable = reader.bool(config["create_table"], at: path + ".config.create_table", default: false)
