@@ -23,6 +23,8 @@ struct GatewayStack {
     let services: [String: String]
     /// The key the stack's services accept service tokens under.
     let serviceTokenKey: ServiceTokenKey
+    /// That key as its settings give it (base64), for services the test starts as processes of their own.
+    let serviceTokenKeyText: String
 
     /// The services behind the gateway, by their `SERVICE_URL_*` suffix.
     static let upstreams: [(env: String, name: String, build: @Sendable (ServiceSettings) async throws -> any ApplicationProtocol)] = [
@@ -82,7 +84,7 @@ struct GatewayStack {
         let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
         let stack = GatewayStack(
             gateway: "http://127.0.0.1:\(gatewayPort)", client: client, services: serviceURLs,
-            serviceTokenKey: try ServiceTokenKey(base64: serviceKeyText))
+            serviceTokenKey: try ServiceTokenKey(base64: serviceKeyText), serviceTokenKeyText: serviceKeyText)
         do {
             try await withServices(services) {
                 for port in ports {

@@ -58,7 +58,7 @@ public enum PipelineRunnerService {
             .tableAnalysis: TableAnalysis(databases: databases),
             .customSQL: CustomSQL(databases: databases),
             .logAnalysis: LogAnalysis(databases: databases),
-        ], owner: settings.instanceID, logger: logger)
+        ], owner: settings.instanceID, lease: configuration.runLease, logger: logger)
 
         let router = try await platform.makeRouter(authenticating: true)
         ProjectsController(projects: projects).addRoutes(to: router.group("api/v1/projects"))

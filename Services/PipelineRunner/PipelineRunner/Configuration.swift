@@ -17,6 +17,11 @@ struct RunnerConfiguration: Sendable {
     /// Idle time after which a job of a replica that died is claimed by another (`jobs.visibility_timeout_seconds`, 60).
     var jobVisibilityTimeout: Duration
 
+    /// How long a run's lease lasts unless renewed (its runner renews it every second): half the visibility timeout,
+    /// so a job that comes back because its runner died finds the lease expired and the run free to take over.
+    /// A longer lease would make the redelivered job meet a live lease, be dropped, and leave the run unowned.
+    var runLease: Duration { jobVisibilityTimeout / 2 }
+
     /// Reads the keys above, with their defaults.
     init(reader: ConfigReader) {
         connectionsVaultURL = reader.string(forKey: "service.url.connections_vault", default: "http://127.0.0.1:8001")

@@ -62,7 +62,7 @@ struct RunExecutor: Sendable {
     let work: [JobRequest.Kind: any RunWork]
     /// This runner's name in leases.
     let owner: String
-    /// How long a lease lasts unless renewed (renewed every second).
+    /// How long a lease lasts unless renewed (renewed every second); shorter than the job stream's visibility timeout.
     var lease: Duration = .seconds(30)
     let logger: Logger
 
@@ -121,7 +121,7 @@ struct RunExecutor: Sendable {
         }
     }
 
-    private func leaseEnd() -> Date { Date().addingTimeInterval(Double(lease.components.seconds)) }
+    private func leaseEnd() -> Date { Date().addingTimeInterval(RunExecutor.milliseconds(lease) / 1000) }
 
     /// Milliseconds in a duration, as runs record stage timings.
     static func milliseconds(_ duration: Duration) -> Double {
