@@ -388,6 +388,51 @@ extension Integration {
             }
         }
 
+        /// `replace` puts a new table in place of a plain one (keeping its grants and index names), and inserts into one
+        /// that others depend on (a view here), which a new table would leave behind.
+        @Test func replaceSwapsPlainTablesAndInsertsIntoDependedOnOnes() async throws {
+            try await GatewayStack.run(gatewaySettings: ["RATELIMIT_USER": "100000"]) { stack in
+                let engineer = try await stack.user(.engineer)
+                let (sourceID, source) = try await customerConnection(stack, token: engineer.access)
+                let (targetID, target) = try await customerConnection(stack, token: engineer.access)
+                try await execute("""
+                    CREATE TABLE public.orders AS SELECT n::bigint AS id, 'item ' || n AS name FROM generate_series(1, 1000) AS n
+                    """, in: source)
+                for table in ["plain", "viewed"] {
+                    try await execute(PostgresQuery(unsafeSQL: "CREATE TABLE public.\(table) (id bigint PRIMARY KEY, name text NOT NULL)"), in: target)
+                    try await execute(PostgresQuery(unsafeSQL: "INSERT INTO public.\(table) VALUES (-1, 'old')"), in: target)
+                }
+                try await execute("GRANT SELECT ON public.plain TO PUBLIC", in: target)
+                try await execute("CREATE VIEW public.viewed_names AS SELECT name FROM public.viewed", in: target)
+                func oid(_ table: String) async throws -> String? {
+                    try await value(PostgresQuery(unsafeSQL: "SELECT to_regclass('public.\(table)')::oid::text AS value"), in: target)
+                }
+                let before = (plain: try await oid("plain"), viewed: try await oid("viewed"))
+                let project = try await stack.project()
+                for table in ["plain", "viewed"] {
+                    let created = try await stack.pipeline(in: project, token: engineer.access, name: "replace \(table)", source: sourceID, target: targetID) {
+                        $0["transformations"] = []
+                        $0["targets"] = [["id": "dst", "type": "postgresql", "connection_id": targetID, "config": ["table": "public.\(table)", "mode": "replace"]]]
+                    }
+                    let id = try #require(created.json["id"] as? String)
+                    #expect(try await stack.send(.POST, "/api/v1/pipelines/\(id)/deploy", token: engineer.access).status == 200)
+                    let ran = try await run(id, stack, token: engineer.access)
+                    #expect(ran["status"] as? String == "success", "\(ran)")
+                    #expect(try await value(PostgresQuery(unsafeSQL: "SELECT count(*)::text AS value FROM public.\(table) WHERE id > 0"), in: target) == "1000")
+                    #expect(try await value(PostgresQuery(unsafeSQL: "SELECT count(*)::text AS value FROM public.\(table) WHERE id < 0"), in: target) == "0")
+                }
+                // The plain table was swapped: a new table, with the old one's grants, primary key and its name.
+                #expect(try await oid("plain") != before.plain)
+                #expect(try await value("SELECT (relacl::text LIKE '%=r/%')::text AS value FROM pg_class WHERE oid = 'public.plain'::regclass", in: target) == "true")
+                #expect(try await value("SELECT conname::text AS value FROM pg_constraint WHERE conrelid = 'public.plain'::regclass AND contype = 'p'", in: target) == "plain_pkey")
+                #expect(try await value("SELECT count(*)::text AS value FROM pg_indexes WHERE tablename = 'plain' AND indexname = 'plain_pkey'", in: target) == "1")
+                // The viewed one kept its identity, and its view sees the new rows.
+                #expect(try await oid("viewed") == before.viewed)
+                #expect(try await value("SELECT count(*)::text AS value FROM public.viewed_names", in: target) == "1000")
+                #expect(try await value("SELECT count(*)::text AS value FROM pg_tables WHERE tablename LIKE '\\_platform\\_%' AND tablename <> '_platform_loads'", in: target) == "0")
+            }
+        }
+
         /// An incremental source moves only rows past the last committed cursor, with run parameters bound into
         /// COPY; a run delivered again after its commit is recognised by the target's ledger and not loaded twice;
         /// a cancelled run leaves the target as it was.

@@ -102,8 +102,12 @@ struct PipelineLoader: RunWork {
         guard targetExists || load.createTable else {
             throw RunFailure("table \(table.displayName) does not exist; set create_table to true to have it created")
         }
+        let swappable = targetExists && load.mode == .replace
+            ? try await destination.query(PostgresQuery(unsafeSQL: load.swappable, binds: [table.quoted])).first!.decode("swappable", as: Bool.self)
+            : false
+        let strategy = load.strategy(targetExists: targetExists, swappable: swappable)
         try await sweepStages(beside: table, on: destination)
-        for statement in load.createStage { try await destination.query(PostgresQuery(unsafeSQL: statement)) }
+        for statement in load.createStage(strategy) { try await destination.query(PostgresQuery(unsafeSQL: statement)) }
         let extraction = ContinuousClock.now
         let rows: Int64
         do {
@@ -118,13 +122,37 @@ struct PipelineLoader: RunWork {
         let loading = ContinuousClock.now
         let cursorValue = try await nextCursor(read.plan, stage: load.stage, on: destination)
         try await destination.withTransaction { connection in
-            for statement in load.apply(targetExists: targetExists) { try await connection.query(PostgresQuery(unsafeSQL: statement)) }
+            for statement in try await applying(load, strategy, targetExists: targetExists, on: connection) {
+                try await connection.query(PostgresQuery(unsafeSQL: statement))
+            }
             try await connection.query(PostgresQuery(unsafeSQL: """
                 INSERT INTO \(load.ledger.quoted) (run_id, target_id, pipeline_id, rows, cursor_value) VALUES ($1, $2, $3, $4, $5)
                 """, binds: [run.publicID, target.id, load.pipelineID, rows, cursorValue]))
         }
         return RunOutcome(status: .success, rowsProcessed: rows, bytesProcessed: progress.current.bytes - bytesBefore, metrics: RunMetrics(
             extractionMS: RunExecutor.milliseconds(extraction.duration(to: loading)), loadingMS: RunExecutor.milliseconds(loading.duration(to: .now))))
+    }
+
+    /// The statements that put a staged load in place, inside the applying transaction. A swap locks the target
+    /// and checks again that nothing was made to depend on it meanwhile; if something was, the rows are inserted instead.
+    private func applying(_ load: PostgresLoad, _ strategy: PostgresLoad.Strategy, targetExists: Bool,
+                          on connection: PostgresConnection) async throws -> [String] {
+        switch strategy {
+        case .rename:
+            return [load.renameStage]
+        case .insert:
+            return load.apply(targetExists: targetExists)
+        case .swap:
+            try await connection.query(PostgresQuery(unsafeSQL: "LOCK TABLE \(load.target.quoted) IN ACCESS EXCLUSIVE MODE"))
+            let target = load.target.quoted
+            guard try await connection.query(PostgresQuery(unsafeSQL: load.swappable, binds: [target])).first!.decode("swappable", as: Bool.self) else {
+                return load.apply(targetExists: true)
+            }
+            let grants = try await connection.query(PostgresQuery(unsafeSQL: load.grants, binds: [target])).map { try $0.decode("statement", as: String.self) }
+            let names = try await connection.query(PostgresQuery(unsafeSQL: load.indexNames, binds: [load.stage.quoted, target]))
+                .map { (fresh: try $0.decode("fresh", as: String.self), kept: try $0.decode("kept", as: String.self)) }
+            return load.swap(grants: grants, indexNames: names)
+        }
     }
 
     /// Rows go to ClickHouse in blocks of at least this many rows (or of ``clickHouseBlockBytes``, whichever comes

@@ -36,17 +36,105 @@ struct PostgresLoad: Sendable {
         """
     }
 
-    /// A fresh staging table with the result's columns (unlogged: it is rewritten from the source if lost).
-    var createStage: [String] {
+    /// How the stage becomes the target's contents, chosen before the rows are staged.
+    enum Strategy: Sendable, Equatable {
+        /// The target does not exist (append, replace): the stage, a logged table, is renamed to it.
+        case rename
+        /// `replace` of a plain table (``PostgresLoad/swappable``): the stage is built like the target (constraints,
+        /// indexes, storage) and takes its place and its grants in one transaction; the old table is dropped.
+        case swap
+        /// Rows are inserted from an unlogged stage: append, upsert, and replace of a table with dependants
+        /// (views, foreign keys, triggers, defaults, policies ...) that a new table would not carry over.
+        case insert
+    }
+
+    /// The strategy for a target that exists or not, and can be swapped or not.
+    func strategy(targetExists: Bool, swappable: Bool) -> Strategy {
+        if !targetExists { return mode == .upsert ? .insert : .rename }
+        return mode == .replace && swappable ? .swap : .insert
+    }
+
+    /// A fresh staging table: with the result's columns, or built like the target for a swap; unlogged only when
+    /// its rows are copied into the target (it is rewritten from the source if lost).
+    func createStage(_ strategy: Strategy) -> [String] {
         let definitions = columns.map { "\(SQLIdentifier.quote($0.name)) \($0.type)" }.joined(separator: ", ")
-        return ["DROP TABLE IF EXISTS \(stage.quoted)", "CREATE UNLOGGED TABLE \(stage.quoted) (\(definitions))"]
+        let create = switch strategy {
+        case .rename: "CREATE TABLE \(stage.quoted) (\(definitions))"
+        case .swap:
+            "CREATE TABLE \(stage.quoted) (LIKE \(target.quoted) INCLUDING CONSTRAINTS INCLUDING INDEXES INCLUDING STORAGE "
+                + "INCLUDING COMPRESSION INCLUDING STATISTICS INCLUDING COMMENTS)"
+        case .insert: "CREATE UNLOGGED TABLE \(stage.quoted) (\(definitions))"
+        }
+        return ["DROP TABLE IF EXISTS \(stage.quoted)", create]
     }
 
     /// The COPY that fills the staging table.
     var copyIn: String { "COPY \(stage.quoted) (\(columnList)) FROM STDIN" }
 
-    /// The statements of the applying transaction, after the ledger has been checked: the target made when asked
-    /// (with a unique index on the key for upserts), the rows applied by mode, the staging table dropped.
+    /// Whether the target is a plain table that a new one can replace without losing anything: an ordinary, logged
+    /// table of the connection's role, in the default tablespace, without storage options, inheritance, partitions,
+    /// triggers, row security, publications, foreign keys either way, views or rules over it, column defaults,
+    /// identity or generated columns, or column privileges. Its grants are carried over (``grants``).
+    var swappable: String {
+        """
+        SELECT coalesce((SELECT c.relkind = 'r' AND c.relpersistence = 'p' AND NOT c.relispartition AND c.reltablespace = 0
+                AND c.reloptions IS NULL AND NOT c.relrowsecurity AND pg_get_userbyid(c.relowner) = current_user
+                AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+                AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+                AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)
+                AND NOT EXISTS (SELECT 1 FROM pg_publication_rel r WHERE r.prrelid = c.oid)
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f' AND (k.conrelid = c.oid OR k.confrelid = c.oid))
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refobjid = c.oid AND d.classid = 'pg_rewrite'::regclass)
+                AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                AND (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '' OR a.attacl IS NOT NULL))
+            FROM pg_class c WHERE c.oid = to_regclass($1)), false) AS swappable
+        """
+    }
+
+    /// The target's grants (other than its owner's) as statements for the table that replaces it.
+    var grants: String {
+        """
+        SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, $1::text,
+                      CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                      CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
+        FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = to_regclass($1) AND a.grantee <> c.relowner
+        """
+    }
+
+    /// Pairs of the stage's indexes and the target's with the same definition, so the new ones take the old names
+    /// (a primary key's constraint name included) once the old table is gone.
+    var indexNames: String {
+        """
+        WITH fresh AS (SELECT c.relname, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '') || i.indisunique::text AS shape,
+                              row_number() OVER (PARTITION BY regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', ''), i.indisunique
+                                                 ORDER BY c.relname) AS n
+                       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass($1)),
+             kept AS (SELECT c.relname, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '') || i.indisunique::text AS shape,
+                             row_number() OVER (PARTITION BY regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', ''), i.indisunique
+                                                ORDER BY c.relname) AS n
+                      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass($2))
+        SELECT fresh.relname AS fresh, kept.relname AS kept FROM fresh JOIN kept USING (shape, n)
+        """
+    }
+
+    /// `_platform_old_run_12`: the target's name for the moment of a swap.
+    var previous: SQLTableName { SQLTableName(schema: target.schema, table: try! SQLIdentifier("_platform_old_\(runID)")) }
+
+    /// The statements of a swap, after the target has been locked and found swappable still: the target moves aside,
+    /// the stage takes its name and its grants, the old table is dropped, the new indexes take the old names.
+    func swap(grants: [String], indexNames: [(fresh: String, kept: String)]) -> [String] {
+        ["ALTER TABLE \(target.quoted) RENAME TO \(previous.table.quoted)", "ALTER TABLE \(stage.quoted) RENAME TO \(target.table.quoted)"]
+            + grants + ["DROP TABLE \(previous.quoted)"]
+            + indexNames.filter { $0.fresh != $0.kept }.map {
+                "ALTER INDEX \(SQLIdentifier.quote(target.schema.name)).\(SQLIdentifier.quote($0.fresh)) RENAME TO \(SQLIdentifier.quote($0.kept))"
+            }
+    }
+
+    /// The `.rename` strategy's one statement: the stage becomes the target.
+    var renameStage: String { "ALTER TABLE \(stage.quoted) RENAME TO \(target.table.quoted)" }
+
+    /// The `.insert` strategy's statements, in the applying transaction after the ledger has been checked: the target
+    /// made when asked (with a unique index on the key for upserts), the rows applied by mode, the stage dropped.
     func apply(targetExists: Bool) -> [String] {
         var statements: [String] = []
         if !targetExists {
