@@ -1,4 +1,5 @@
 import AsyncAlgorithms
+import Glibc
 
 extension PostgresConnection {
     /// Streams the output of a `COPY ... TO STDOUT` statement in chunks of whole rows of about `chunkSize` bytes.
@@ -102,6 +103,24 @@ public enum PostgresCopyPipe {
                 group.cancelAll()
                 throw error
             }
+        }
+    }
+}
+
+/// Facts about COPY text (PostgreSQL's text format, which escapes newlines inside values).
+public enum CopyText {
+    /// The rows in `chunk`: one per newline. Scans with `memchr`, which stays fast in debug builds, where a Swift loop
+    /// over every byte cost seconds per million rows.
+    public static func rowCount(in chunk: [UInt8]) -> Int {
+        chunk.withUnsafeBytes { bytes in
+            guard var cursor = bytes.baseAddress else { return 0 }
+            let end = cursor + bytes.count
+            var rows = 0
+            while cursor < end, let found = memchr(cursor, 0x0A, end - cursor) {
+                rows += 1
+                cursor = UnsafeRawPointer(found) + 1
+            }
+            return rows
         }
     }
 }

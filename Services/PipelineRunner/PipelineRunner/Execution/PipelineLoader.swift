@@ -231,7 +231,7 @@ struct PipelineLoader: RunWork {
                     var rows = 0
                     try await source.copyOut(sql) { chunk in
                         block.append(contentsOf: chunk)
-                        rows += chunk.reduce(0) { $1 == 0x0A ? $0 + 1 : $0 }
+                        rows += CopyText.rowCount(in: chunk)
                         if rows >= Self.clickHouseBlockRows || block.count >= Self.clickHouseBlockBytes {
                             await blocks.send((rows, block))
                             try Task.checkCancellation()

@@ -10,7 +10,7 @@ final class LoadProgress: Sendable {
 
     /// Counts a chunk of COPY text: one row per line (text COPY escapes newlines inside values).
     func add(_ chunk: [UInt8]) {
-        let rows = Int64(chunk.reduce(0) { $1 == 0x0A ? $0 + 1 : $0 })
+        let rows = Int64(CopyText.rowCount(in: chunk))
         counts.withLock { $0 = ($0.rows + rows, $0.bytes + Int64(chunk.count)) }
     }
 

@@ -208,14 +208,9 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
     }
 
     private func cancel(_ run: Run, at: Date, by: String?) -> Run {
-        guard !run.status.isFinished, run.cancelRequestedAt == nil else { return run }
-        var changed = run
-        changed.cancelRequestedAt = at
+        let changed = RunLifecycle.cancelled(run, at: at)
+        guard changed != run else { return run }
         let who = by.map { " by \($0)" } ?? ""
-        if run.status == .queued {
-            changed.status = .cancelled
-            changed.finishedAt = at
-        }
         logList[run.id, default: []].append(RunLogEntry(
             at: at, level: .info, message: run.status == .queued ? "cancelled\(who) before it started" : "cancel requested\(who)"))
         runList[run.id] = changed
@@ -246,22 +241,20 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
         return (Array(all.dropFirst(offset).prefix(limit)), all.count)
     }
 
-    private var leases: [Int64: (owner: String, until: Date)] = [:]
+    private var leases: [Int64: RunLifecycle.Lease] = [:]
 
     func claim(id: Int64, owner: String, leaseUntil: Date) async throws -> Run? {
-        guard var run = runList[id], run.cancelRequestedAt == nil else { return nil }
-        let expired = leases[id].map { $0.until < Date() } ?? true
-        guard run.status == .queued || (run.status == .running && expired) else { return nil }
+        guard var run = runList[id], RunLifecycle.mayClaim(run, lease: leases[id], now: Date()) else { return nil }
         run.status = .running
         run.startedAt = run.startedAt ?? Date()
         runList[id] = run
-        leases[id] = (owner, leaseUntil)
+        leases[id] = RunLifecycle.Lease(owner: owner, until: leaseUntil)
         return run
     }
 
     func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool {
-        guard leases[id]?.owner == owner, let run = runList[id], run.status == .running, run.cancelRequestedAt == nil else { return false }
-        leases[id] = (owner, leaseUntil)
+        guard let run = runList[id], RunLifecycle.mayRenew(run, lease: leases[id], owner: owner) else { return false }
+        leases[id] = RunLifecycle.Lease(owner: owner, until: leaseUntil)
         return true
     }
 
@@ -271,18 +264,11 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
     }
 
     func finish(id: Int64, owner: String, _ outcome: RunOutcome, at: Date) async throws -> Run? {
-        guard leases[id]?.owner == owner, var run = runList[id], run.status == .running else { return nil }
-        run.status = outcome.status
-        run.finishedAt = at
-        run.rowsProcessed = outcome.rowsProcessed
-        run.bytesProcessed = outcome.bytesProcessed
-        run.metrics = outcome.metrics
-        run.errorCode = outcome.errorCode
-        run.error = outcome.error
-        run.result = outcome.result
-        runList[id] = run
+        guard let run = runList[id], RunLifecycle.mayFinish(run, lease: leases[id], owner: owner) else { return nil }
+        let ended = RunLifecycle.finished(run, with: outcome, at: at)
+        runList[id] = ended
         leases[id] = nil
-        return run
+        return ended
     }
 
     // MARK: Deletions
