@@ -80,3 +80,14 @@ import Testing
         #expect(try await store.find(id: held)?.status == .running)
     }
 }
+
+@Suite struct PipelineStatusTests {
+    @Test func onlyDeployedActivePipelinesFollowTheirRuns() {
+        #expect(PipelineStatus.after(.active, runSucceeded: false) == .failed)
+        #expect(PipelineStatus.after(.failed, runSucceeded: true) == .active)
+        #expect(PipelineStatus.after(.failed, runSucceeded: false) == .failed)
+        #expect(PipelineStatus.after(.active, runSucceeded: true) == .active)
+        #expect(PipelineStatus.after(.paused, runSucceeded: false) == nil)
+        #expect(PipelineStatus.after(.draft, runSucceeded: true) == nil)
+    }
+}

@@ -159,16 +159,21 @@ private final class EasyHandle: @unchecked Sendable {
             default:
                 set(platform_curl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, request.method))
             }
-            if let body = request.body {
-                set(platform_curl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, body.count))
-                // COPYPOSTFIELDS copies the bytes, so nothing has to outlive this scope.
-                set(body.withUnsafeBytes { bytes in
-                    bytes.baseAddress.map { platform_curl_setopt_pointer(curl, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0)) }
-                        ?? platform_curl_setopt_string(curl, CURLOPT_COPYPOSTFIELDS, "")
-                })
-            }
             guard result == CURLE_OK else { return result }
-            let performed = curl_easy_perform(curl)
+            // libcurl reads the body from our buffer while it performs (no copy of a body of many megabytes), so the
+            // buffer is pinned for the whole transfer.
+            let performed = (request.body ?? []).withUnsafeBytes { bytes -> CURLcode in
+                if request.body != nil {
+                    set(platform_curl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, bytes.count))
+                    set(bytes.baseAddress.map { platform_curl_setopt_pointer(curl, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: $0)) }
+                        ?? platform_curl_setopt_string(curl, CURLOPT_COPYPOSTFIELDS, ""))
+                    guard result == CURLE_OK else { return result }
+                }
+                let performed = curl_easy_perform(curl)
+                // The body is ours only until this returns: the idle handle must not keep its address.
+                _ = platform_curl_setopt_pointer(curl, CURLOPT_POSTFIELDS, nil)
+                return performed
+            }
             // The header list is freed on return; the idle handle must not keep its address.
             _ = platform_curl_setopt_slist(curl, CURLOPT_HTTPHEADER, nil)
             return performed

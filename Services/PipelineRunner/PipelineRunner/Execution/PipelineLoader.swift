@@ -158,7 +158,9 @@ struct PipelineLoader: RunWork {
     /// Rows go to ClickHouse in blocks of at least this many rows (or of ``clickHouseBlockBytes``, whichever comes
     /// first): ClickHouse writes a part per insert, so small inserts make work for its merges.
     static let clickHouseBlockRows = 100_000
-    static let clickHouseBlockBytes = 32 << 20
+    static let clickHouseBlockBytes = 16 << 20
+    /// What one read of `COPY ... TO STDOUT` returns at most.
+    static let copyChunkBytes = 256 << 10
 
     private func loadIntoClickHouse(_ run: Run, _ specification: PipelineSpecification, from sourceID: Int64, into target: Target,
                                     connection targetID: Int64, progress: LoadProgress) async throws -> RunOutcome {
@@ -227,15 +229,21 @@ struct PipelineLoader: RunWork {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    var block: [UInt8] = []
+                    // Each block is allocated once, at its largest (pages it does not fill are never touched).
+                    func empty() -> [UInt8] {
+                        var block: [UInt8] = []
+                        block.reserveCapacity(Self.clickHouseBlockBytes + Self.copyChunkBytes)
+                        return block
+                    }
+                    var block = empty()
                     var rows = 0
-                    try await source.copyOut(sql) { chunk in
+                    try await source.copyOut(sql, chunkSize: Self.copyChunkBytes) { chunk in
                         block.append(contentsOf: chunk)
                         rows += CopyText.rowCount(in: chunk)
                         if rows >= Self.clickHouseBlockRows || block.count >= Self.clickHouseBlockBytes {
                             await blocks.send((rows, block))
                             try Task.checkCancellation()
-                            (block, rows) = ([], 0)
+                            (block, rows) = (empty(), 0)
                         }
                     }
                     if !block.isEmpty { await blocks.send((rows, block)) }
@@ -301,6 +309,16 @@ struct PipelineLoader: RunWork {
             }, transformations: [], targets: specification.targets), sourceColumns: nil, afterCursor: false)
         return try await source.query(PostgresQuery(
             unsafeSQL: "SELECT * FROM (\(bare.query.sql)) AS shape LIMIT 0", binds: bare.query.bindings.map { _ in Optional<String>.none })).columns
+    }
+
+    /// A pipeline whose run failed is `failed` until a run succeeds; a cancelled run says nothing of the pipeline.
+    func ended(_ run: Run) async {
+        guard let pipelineID = run.pipelineID, run.status != .cancelled else { return }
+        do {
+            try await pipelines.recordRun(pipelineID: pipelineID, succeeded: run.status == .success)
+        } catch {
+            logger.warning("could not record a run's end on its pipeline", metadata: ["run_id": "\(run.publicID)", "error": "\(error)"])
+        }
     }
 
     /// Drops what a failed or cancelled run left on its targets, on connections of its own: the run's task may be

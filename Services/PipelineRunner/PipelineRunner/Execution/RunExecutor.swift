@@ -46,10 +46,13 @@ protocol RunWork: Sendable {
     func perform(_ run: Run, progress: LoadProgress) async throws -> RunOutcome
     /// Removes what a failed or cancelled attempt left behind (staging tables); called outside the cancelled task.
     func cleanUp(after run: Run) async
+    /// Learns how the run ended, once that is recorded.
+    func ended(_ run: Run) async
 }
 
 extension RunWork {
     func cleanUp(after run: Run) async {}
+    func ended(_ run: Run) async {}
 }
 
 /// Executes runs of every job kind the same way: claims the run under a lease (so a job delivered twice never
@@ -98,6 +101,7 @@ struct RunExecutor: Sendable {
         }
         try await runs.note(id: runID, compiledSQL: nil, log: "\(ended.status.rawValue) after \(started.duration(to: .now))"
                             + (ended.error.map { ": \($0)" } ?? ""), level: ended.status == .success ? .info : .error)
+        await work[run.kind]?.ended(ended)
         try await events.publish(RunService.event(kind, of: ended))
         return ended
     }

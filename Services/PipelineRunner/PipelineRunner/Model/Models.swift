@@ -59,6 +59,15 @@ enum PipelineStatus: String, Codable, Sendable, CaseIterable {
     case paused
     /// Its latest run failed.
     case failed
+
+    /// The status after a run ended: `active` becomes `failed` when the run failed, `failed` becomes `active` again
+    /// when one succeeded; `nil` when the status does not follow runs (a draft, a paused pipeline).
+    static func after(_ status: PipelineStatus, runSucceeded: Bool) -> PipelineStatus? {
+        switch status {
+        case .active, .failed: runSucceeded ? .active : .failed
+        case .draft, .paused: nil
+        }
+    }
 }
 
 /// A pipeline with the specification of its newest version.

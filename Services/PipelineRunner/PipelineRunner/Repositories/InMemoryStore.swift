@@ -167,6 +167,11 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
         return livePipeline(id)
     }
 
+    func recordRun(pipelineID id: Int64, succeeded: Bool) async throws {
+        guard let status = pipelines[id]?.pipeline.status, let next = PipelineStatus.after(status, runSucceeded: succeeded) else { return }
+        pipelines[id]?.pipeline.status = next
+    }
+
     func setStatus(id: Int64, _ status: PipelineStatus) async throws -> Pipeline? {
         guard livePipeline(id) != nil else { return nil }
         pipelines[id]?.pipeline.status = status

@@ -32,6 +32,9 @@ protocol PipelineRepository: Sendable {
     func markDeployed(id: Int64, version: Int, at: Date) async throws -> Pipeline?
     /// Sets a live pipeline's status (`paused`, `active`).
     func setStatus(id: Int64, _ status: PipelineStatus) async throws -> Pipeline?
+    /// Notes how a run of the pipeline ended: an `active` pipeline whose run failed becomes `failed`, a `failed` one
+    /// whose run succeeded `active` again (``PipelineStatus/failedAfter(_:succeeded:)``); drafts and paused ones stay.
+    func recordRun(pipelineID id: Int64, succeeded: Bool) async throws
     /// Soft-deletes a live pipeline; false when there is none.
     func softDelete(id: Int64, deletion: Deletion) async throws -> Bool
 }
@@ -143,6 +146,11 @@ struct PostgresPipelineRepository: PipelineRepository {
             WHERE id = \(id) AND deleted_at IS NULL RETURNING id
             """).count == 1 else { return nil }
         return try await find(id: id)
+    }
+
+    func recordRun(pipelineID id: Int64, succeeded: Bool) async throws {
+        let (from, to): (PipelineStatus, PipelineStatus) = succeeded ? (.failed, .active) : (.active, .failed)
+        try await postgres.query("UPDATE \(tables.pipelines) SET status = \(to.rawValue) WHERE id = \(id) AND status = \(from.rawValue)")
     }
 
     func setStatus(id: Int64, _ status: PipelineStatus) async throws -> Pipeline? {
