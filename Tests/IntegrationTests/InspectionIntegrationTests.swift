@@ -143,6 +143,15 @@ extension Integration {
                 #expect((write["result"] as? [String: Any])?["row_count"] as? Int == 4 && (write["result"] as? [String: Any])?["command"] as? String == "UPDATE")
                 #expect(try await pipelines.value("SELECT count(*)::text AS value FROM public.customers WHERE name = 'changed'", in: customer) == "4")
 
+                // Whoever may run the task may not swap its statement or its mode for one run.
+                let tasks = try #require(try await stack.send(.GET, "/api/v1/scheduler/tasks?task_type=custom_sql&limit=1", token: engineer.access)
+                    .json["items"] as? [[String: Any]])
+                let taskID = try #require(tasks.first?["id"] as? Int)
+                let analyst = try await stack.user(.analyst)
+                let swapped = try await stack.send(.POST, "/api/v1/scheduler/tasks/\(taskID)/run", token: analyst.access,
+                                                   json: ["parameters": ["sql": "DELETE FROM public.customers", "read_only": false]])
+                #expect(swapped.status == 422, "\(swapped.status)")
+
                 // The statement timeout ends a statement that runs too long.
                 let slow = try await runTask("custom_sql", connection: connection, parameters: ["sql": "SELECT pg_sleep(30)", "timeout_seconds": 1],
                                              stack, token: engineer.access)

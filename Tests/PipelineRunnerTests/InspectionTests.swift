@@ -73,6 +73,8 @@ import Testing
         #expect(JSONValue(postgresText: "42", type: 20) == .number(42))
         // Beyond 2^53 a JSON number would round: kept as text, as numeric always is.
         #expect(JSONValue(postgresText: "9007199254740993", type: 20) == .string("9007199254740993"))
+        // The one value whose magnitude a signed integer cannot hold.
+        #expect(JSONValue(postgresText: "-9223372036854775808", type: 20) == .string("-9223372036854775808"))
         #expect(JSONValue(postgresText: "0.1", type: 1700) == .string("0.1"))
         #expect(JSONValue(postgresText: "2.5", type: 701) == .number(2.5))
         #expect(JSONValue(postgresText: "NaN", type: 701) == .string("NaN"))
@@ -93,5 +95,18 @@ import Testing
 
     @Test func longStatementTextsAreCut() {
         #expect(StatementText.redacted(String(repeating: "x", count: 50), limit: 10) == "xxxxxxxxxx…")
+    }
+}
+
+@Suite struct StatementTextTests {
+    @Test(arguments: [
+        (#"ALTER ROLE "o'neil" PASSWORD 'hunter2'"#, #"ALTER ROLE "o'neil" PASSWORD '?'"#),
+        (#"SELECT date'2024-01-01', 'C:\', 'x'"#, #"SELECT date'?', '?', '?'"#),
+        ("SELECT 1 -- the password is 'x\nFROM t WHERE a = 'secret'", "SELECT 1 --?\nFROM t WHERE a = '?'"),
+        ("/* it's /* nested */ here */ SELECT 'b'", "/*?*/ SELECT '?'"),
+        ("SELECT $1, $q1$ secret $q1$", "SELECT $1, $q1$?$q1$"),
+    ])
+    func commentsAndQuotedNamesDoNotConfuseTheRedaction(text: String, redacted: String) {
+        #expect(StatementText.redacted(text) == redacted)
     }
 }

@@ -11,6 +11,16 @@ import Testing
         return task
     }
 
+    @Test func aRunCannotReplaceWhatACustomSQLTaskRuns() throws {
+        let query = definition { $0.taskType = .customSQL; $0.parameters = ["sql": "SELECT 1"] }
+        for name in ["sql", "read_only", "timeout_seconds"] {
+            #expect(throws: APIError.self, "\(name)") { try TaskRules.validateRunParameters([name: "x"], of: query) }
+        }
+        try TaskRules.validateRunParameters(["since": "2025-01-01"], of: query)
+        // Other kinds take what they are given.
+        try TaskRules.validateRunParameters(["sql": "x", "tables": ["a"]], of: definition())
+    }
+
     func field(of task: TaskDefinition) -> String? {
         do {
             try TaskRules.validate(task)

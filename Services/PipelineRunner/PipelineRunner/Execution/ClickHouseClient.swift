@@ -7,14 +7,15 @@ import SharedModels
 /// headers, never in a URL (which servers and proxies log).
 struct ClickHouseClient: Sendable {
     let http: CurlHTTPClient
-    /// `http://host:8123/` (or `https://` unless the connection's sslmode is disable, allow or prefer).
+    /// `https://host:8443/`, or `http://` when the connection's sslmode is `disable` (the credentials then travel
+    /// in clear text, as they would to PostgreSQL).
     let baseURL: String
     let database: String
     private let headers: [(name: String, value: String)]
 
     /// A client for the ClickHouse server that connection `credentials` describe (its HTTP port).
     init(credentials: InternalConnectionCredentials, http: CurlHTTPClient) {
-        let scheme = ["disable", "allow", "prefer"].contains(credentials.sslmode) ? "http" : "https"
+        let scheme = credentials.sslmode == "disable" ? "http" : "https"
         let host = credentials.host.contains(":") ? "[\(credentials.host)]" : credentials.host
         self.http = http
         self.baseURL = "\(scheme)://\(host):\(credentials.port)/"
@@ -34,12 +35,23 @@ struct ClickHouseClient: Sendable {
     }
 
     private func url(_ parameters: [String: String]) -> String {
-        // Only unreserved characters stay as they are in a query value.
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
         let pairs = parameters.merging(["database": database]) { first, _ in first }.sorted { $0.key < $1.key }
-        return baseURL + "?" + pairs.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")" }
-            .joined(separator: "&")
+        return baseURL + "?" + pairs.map { "\($0.key)=\(Self.percentEncoded($0.value))" }.joined(separator: "&")
+    }
+
+    /// A query value with every byte but ASCII letters, digits and `-._~` percent-encoded.
+    static func percentEncoded(_ value: String) -> String {
+        var encoded = ""
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                encoded += String(format: "%%%02X", byte)
+            }
+        }
+        return encoded
     }
 
     @discardableResult

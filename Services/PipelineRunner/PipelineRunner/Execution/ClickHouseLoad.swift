@@ -133,9 +133,21 @@ struct ClickHouseLoad: Sendable, Equatable {
     var lastCursor: String {
         """
         SELECT cursor_value FROM \(ledger) WHERE pipeline_id = \(Self.literal(pipelineID)) AND target_id = \(Self.literal(targetID)) \
-        AND isNotNull(cursor_value) ORDER BY loaded_at DESC LIMIT 1 FORMAT TSV
+        AND isNotNull(cursor_value) ORDER BY loaded_at DESC LIMIT 1 FORMAT TSVRaw
         """
     }
+
+    /// The target's engine (`MergeTree`, `ReplacingMergeTree`, `Log` ...), empty when there is no such table.
+    var targetEngine: String {
+        "SELECT engine FROM system.tables WHERE database = \(Self.literal(database)) AND name = \(Self.literal(table)) FORMAT TSVRaw"
+    }
+
+    /// Engines a stage can copy and be checked in: their `count()` is the rows inserted until something merges
+    /// them away. Replicated tables share a coordination path that a copy would clash with, and distributed or
+    /// view-like ones hold no rows of their own: those are refused.
+    static let plainEngines: Set<String> = ["MergeTree", "Log", "TinyLog", "StripeLog"]
+    static let mergingEngines: Set<String> = ["ReplacingMergeTree", "SummingMergeTree", "AggregatingMergeTree", "CollapsingMergeTree",
+                                              "VersionedCollapsingMergeTree", "GraphiteMergeTree"]
 
     /// A fresh stage: shaped like the target when it exists, else from the result (a MergeTree sorted by the key).
     func createStage(targetExists: Bool) -> [String] {

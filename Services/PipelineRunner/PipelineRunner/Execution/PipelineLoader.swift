@@ -102,8 +102,8 @@ struct PipelineLoader: RunWork {
         guard targetExists || load.createTable else {
             throw RunFailure("table \(table.displayName) does not exist; set create_table to true to have it created")
         }
-        let swappable = targetExists && load.mode == .replace
-            ? try await destination.query(PostgresQuery(unsafeSQL: load.swappable, binds: [table.quoted])).first!.decode("swappable", as: Bool.self)
+        let swappable = targetExists && load.mode == .replace && destination.serverVersion >= 140_000
+            ? try await isSwappable(load, on: destination)
             : false
         let strategy = load.strategy(targetExists: targetExists, swappable: swappable)
         try await sweepStages(beside: table, on: destination)
@@ -129,6 +129,14 @@ struct PipelineLoader: RunWork {
                 INSERT INTO \(load.ledger.quoted) (run_id, target_id, pipeline_id, rows, cursor_value) VALUES ($1, $2, $3, $4, $5)
                 """, binds: [run.publicID, target.id, load.pipelineID, rows, cursorValue]))
         }
+        if strategy != .insert {
+            // A new table has no statistics yet: gather them now rather than leave the first queries to guess.
+            do {
+                try await destination.query(PostgresQuery(unsafeSQL: "ANALYZE \(load.target.quoted)"))
+            } catch {
+                logger.notice("could not analyze a loaded table", metadata: ["table": "\(table.displayName)", "error": "\(error)"])
+            }
+        }
         return RunOutcome(status: .success, rowsProcessed: rows, bytesProcessed: progress.current.bytes - bytesBefore, metrics: RunMetrics(
             extractionMS: RunExecutor.milliseconds(extraction.duration(to: loading)), loadingMS: RunExecutor.milliseconds(loading.duration(to: .now))))
     }
@@ -143,16 +151,21 @@ struct PipelineLoader: RunWork {
         case .insert:
             return load.apply(targetExists: targetExists)
         case .swap:
+            // Readers queue behind the lock, and it behind them: a target held longer than this fails the run.
+            try await connection.query("SET LOCAL lock_timeout = '60s'")
             try await connection.query(PostgresQuery(unsafeSQL: "LOCK TABLE \(load.target.quoted) IN ACCESS EXCLUSIVE MODE"))
             let target = load.target.quoted
-            guard try await connection.query(PostgresQuery(unsafeSQL: load.swappable, binds: [target])).first!.decode("swappable", as: Bool.self) else {
-                return load.apply(targetExists: true)
-            }
+            guard try await isSwappable(load, on: connection) else { return load.apply(targetExists: true) }
             let grants = try await connection.query(PostgresQuery(unsafeSQL: load.grants, binds: [target])).map { try $0.decode("statement", as: String.self) }
             let names = try await connection.query(PostgresQuery(unsafeSQL: load.indexNames, binds: [load.stage.quoted, target]))
                 .map { (fresh: try $0.decode("fresh", as: String.self), kept: try $0.decode("kept", as: String.self)) }
             return load.swap(grants: grants, indexNames: names)
         }
+    }
+
+    private func isSwappable(_ load: PostgresLoad, on connection: PostgresConnection) async throws -> Bool {
+        try await connection.query(PostgresQuery(unsafeSQL: load.swappable, binds: [load.target.quoted, load.columns.map(\.name), load.columns.map(\.type)]))
+            .first!.decode("swappable", as: Bool.self)
     }
 
     /// Rows go to ClickHouse in blocks of at least this many rows (or of ``clickHouseBlockBytes``, whichever comes
@@ -177,9 +190,13 @@ struct PipelineLoader: RunWork {
         let cursor = try await client.execute(load.lastCursor).split(separator: "\n").first.map(String.init)
         let read = try await read(run, specification, cursor: cursor, on: source)
         load = try clickHouseLoad(run, target, database: client.database, columns: read.columns)
-        let targetExists = try await client.execute("EXISTS TABLE \(load.target) FORMAT TSV").hasPrefix("1")
+        let engine = try await client.execute(load.targetEngine).trimmingCharacters(in: .whitespacesAndNewlines)
+        let targetExists = !engine.isEmpty
         guard targetExists || target.config.createTable else {
             throw RunFailure("table \(load.displayName) does not exist; set create_table to true to have it created")
+        }
+        guard !targetExists || ClickHouseLoad.plainEngines.contains(engine) || ClickHouseLoad.mergingEngines.contains(engine) else {
+            throw RunFailure("table \(load.displayName) is a \(engine) table; this engine loads MergeTree-family (not replicated) and Log-family tables")
         }
         for statement in load.createStage(targetExists: targetExists) { try await client.execute(statement) }
 
@@ -200,10 +217,15 @@ struct PipelineLoader: RunWork {
             nil
         }
         try await source.query("COMMIT")
-        let staged = Int64(try await client.execute("SELECT count() FROM \(load.stage) FORMAT TSV").trimmingCharacters(in: .whitespacesAndNewlines))
-        guard staged == rows else {
-            throw RunFailure("ClickHouse holds \(staged.map(String.init) ?? "an unknown number of") rows of the \(rows) sent; nothing was applied")
+        // An engine that merges rows may already have folded some of them together: only plain engines are counted.
+        if !targetExists || ClickHouseLoad.plainEngines.contains(engine) {
+            let staged = Int64(try await client.execute("SELECT count() FROM \(load.stage) FORMAT TSV").trimmingCharacters(in: .whitespacesAndNewlines))
+            guard staged == rows else {
+                throw RunFailure("ClickHouse holds \(staged.map(String.init) ?? "an unknown number of") rows of the \(rows) sent; nothing was applied")
+            }
         }
+        // The last moment a cancel leaves the target as it was.
+        try Task.checkCancellation()
         let loading = ContinuousClock.now
         for statement in load.apply(targetExists: targetExists) { try await client.execute(statement) }
         try await client.execute(load.record(rows: rows, cursor: cursorValue))

@@ -72,13 +72,25 @@ struct PostgresLoad: Sendable {
     var copyIn: String { "COPY \(stage.quoted) (\(columnList)) FROM STDIN" }
 
     /// Whether the target is a plain table that a new one can replace without losing anything: an ordinary, logged
-    /// table of the connection's role, in the default tablespace, without storage options, inheritance, partitions,
-    /// triggers, row security, publications, foreign keys either way, views or rules over it, column defaults,
-    /// identity or generated columns, or column privileges. Its grants are carried over (``grants``).
+    /// table of the connection's role, in the default tablespace, without storage options, a replica identity of its
+    /// own, a comment, inheritance, partitions, triggers, row security, publications, foreign keys either way, views
+    /// or rules over it, objects using its row type, sequences it owns, column defaults, identity or generated
+    /// columns, column privileges or per-column statistics settings, and whose columns have exactly the types of
+    /// the result (`$2`, `$3`: names and `format_type` types), so rows are stored as the inserting path would
+    /// store them. Its grants are carried over (``grants``). Needs PostgreSQL 14 (`LIKE ... INCLUDING COMPRESSION`).
     var swappable: String {
         """
         SELECT coalesce((SELECT c.relkind = 'r' AND c.relpersistence = 'p' AND NOT c.relispartition AND c.reltablespace = 0
                 AND c.reloptions IS NULL AND NOT c.relrowsecurity AND pg_get_userbyid(c.relowner) = current_user
+                AND c.relreplident = 'd' AND obj_description(c.oid, 'pg_class') IS NULL
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.refobjid = c.reltype AND d.deptype = 'n')
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
+                                WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND s.relkind = 'S')
+                AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                                AND (a.attstattarget <> -1 OR a.attoptions IS NOT NULL))
+                AND (SELECT array_agg(a.attname::text || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attname)
+                     FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+                    = (SELECT array_agg(r.name || ' ' || r.type ORDER BY r.name) FROM unnest($2::text[], $3::text[]) AS r(name, type))
                 AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
                 AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
                 AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid)
@@ -105,15 +117,18 @@ struct PostgresLoad: Sendable {
     /// (a primary key's constraint name included) once the old table is gone.
     var indexNames: String {
         """
-        WITH fresh AS (SELECT c.relname, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '') || i.indisunique::text AS shape,
-                              row_number() OVER (PARTITION BY regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', ''), i.indisunique
-                                                 ORDER BY c.relname) AS n
-                       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass($1)),
-             kept AS (SELECT c.relname, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '') || i.indisunique::text AS shape,
-                             row_number() OVER (PARTITION BY regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', ''), i.indisunique
-                                                ORDER BY c.relname) AS n
-                      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass($2))
-        SELECT fresh.relname AS fresh, kept.relname AS kept FROM fresh JOIN kept USING (shape, n)
+        WITH shapes AS (SELECT i.indrelid, c.relname,
+                               -- What an index is: its method and keys, unique or not, primary key or not, and which kind
+                               -- of constraint (if any) it backs.
+                               regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '') || ' ' || i.indisunique::text || ' '
+                                   || i.indisprimary::text || ' '
+                                   || coalesce((SELECT k.contype::text FROM pg_constraint k WHERE k.conindid = i.indexrelid LIMIT 1), '-') AS shape
+                        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                        WHERE i.indrelid IN (to_regclass($1), to_regclass($2))),
+             numbered AS (SELECT *, row_number() OVER (PARTITION BY indrelid, shape ORDER BY relname) AS n FROM shapes)
+        SELECT fresh.relname AS fresh, kept.relname AS kept
+        FROM numbered fresh JOIN numbered kept USING (shape, n)
+        WHERE fresh.indrelid = to_regclass($1) AND kept.indrelid = to_regclass($2)
         """
     }
 

@@ -4,20 +4,40 @@ import Platform
 import SharedModels
 import Synchronization
 
-/// Rows and bytes a run has moved so far, counted as chunks reach the target and read by its progress events.
+/// Rows and bytes a run has moved so far, counted as chunks reach the target and read by its progress events; every
+/// ``milestoneRows`` rows it also signals that a progress event is due, so a fast run reports progress too.
 final class LoadProgress: Sendable {
+    /// Rows between two progress events, whatever the time between them.
+    static let milestoneRows: Int64 = 100_000
+
     private let counts = Mutex<(rows: Int64, bytes: Int64)>((0, 0))
+    private let signal: AsyncStream<Void>.Continuation
+    /// One element each time the rows pass a multiple of ``milestoneRows`` (the latest only, if unread).
+    let milestones: AsyncStream<Void>
+
+    init() {
+        (milestones, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    deinit { signal.finish() }
 
     /// Counts a chunk of COPY text: one row per line (text COPY escapes newlines inside values).
     func add(_ chunk: [UInt8]) {
-        let rows = Int64(CopyText.rowCount(in: chunk))
-        counts.withLock { $0 = ($0.rows + rows, $0.bytes + Int64(chunk.count)) }
+        add(rows: Int64(CopyText.rowCount(in: chunk)), bytes: Int64(chunk.count))
     }
 
     /// Counts rows that were not COPY text (a ClickHouse block, an analysed table).
     func add(rows: Int64, bytes: Int64) {
-        counts.withLock { $0 = ($0.rows + rows, $0.bytes + bytes) }
+        let (before, after) = counts.withLock { counts in
+            let before = counts.rows
+            counts = (counts.rows + rows, counts.bytes + bytes)
+            return (before, counts.rows)
+        }
+        if after / Self.milestoneRows > before / Self.milestoneRows { signal.yield() }
     }
+
+    /// Ends the milestones (the run's work is over).
+    func finish() { signal.finish() }
 
     /// The counts so far.
     var current: (rows: Int64, bytes: Int64) { counts.withLock { $0 } }
@@ -89,11 +109,13 @@ struct RunExecutor: Sendable {
         } catch {
             outcome = RunOutcome(status: .failed, errorCode: ErrorCode.pipelineExecutionError.rawValue, error: CustomerDatabases.message(for: error))
         }
-        if outcome.status != .success { await work[run.kind]?.cleanUp(after: run) }
         guard let ended = try await runs.finish(id: runID, owner: owner, outcome, at: Date()) else {
+            // Another runner holds the run now: what this attempt left behind has the same names as what that one
+            // builds, so it is not touched.
             logger.warning("a run was taken over while it ran", metadata: ["run_id": "\(run.publicID)"])
             return nil
         }
+        if outcome.status != .success { await work[run.kind]?.cleanUp(after: run) }
         let kind: RunEvent.Kind = switch ended.status {
         case .success: .completed
         case .cancelled: .cancelled
@@ -106,22 +128,45 @@ struct RunExecutor: Sendable {
         return ended
     }
 
-    /// Runs `work` while renewing the lease every second; a cancel request (or a lost lease) stops it.
+    /// Runs `work` while renewing the lease every second and publishing progress every second and every
+    /// ``LoadProgress/milestoneRows`` rows; a cancel request, or a lease that could not be renewed before it ran
+    /// out, stops it. A renewal that fails (the platform's database is briefly away) is tried again the next second.
     private func withLease<T: Sendable>(of run: Run, progress: LoadProgress, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await work() }
+        @Sendable func report() async {
+            var moving = run
+            (moving.rowsProcessed, moving.bytesProcessed) = progress.current
+            try? await events.publish(RunService.event(.progress, of: moving))
+        }
+        return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
+                defer { progress.finish() }
+                return try await work()
+            }
+            group.addTask {
+                var renewed = ContinuousClock.now
                 while true {
                     try await Task.sleep(for: .seconds(1))
-                    guard try await runs.renew(id: run.id, owner: owner, leaseUntil: leaseEnd()) else { throw CancellationError() }
-                    var moving = run
-                    (moving.rowsProcessed, moving.bytesProcessed) = progress.current
-                    try? await events.publish(RunService.event(.progress, of: moving))
+                    do {
+                        guard try await runs.renew(id: run.id, owner: owner, leaseUntil: leaseEnd()) else { throw CancellationError() }
+                        renewed = .now
+                    } catch is CancellationError {
+                        throw CancellationError()
+                    } catch {
+                        logger.warning("could not renew a run's lease", metadata: ["run_id": "\(run.publicID)", "error": "\(error)"])
+                        guard renewed.duration(to: .now) < lease else { throw CancellationError() }
+                    }
+                    await report()
                 }
             }
+            group.addTask {
+                for await _ in progress.milestones { await report() }
+                return nil
+            }
             defer { group.cancelAll() }
-            guard let result = try await group.next() ?? nil else { throw CancellationError() }
-            return result
+            while let next = try await group.next() {
+                if let result = next { return result }
+            }
+            throw CancellationError()
         }
     }
 

@@ -45,6 +45,8 @@ struct CustomSQL: RunWork {
                 // Through a cursor, so a statement that returns millions of rows keeps 1,000 in memory and counts the rest.
                 try await connection.query(PostgresQuery(unsafeSQL: "DECLARE platform_custom_sql NO SCROLL CURSOR FOR \(sql)"))
                 let first = try await connection.query(PostgresQuery(unsafeSQL: "FETCH \(rowLimit) FROM platform_custom_sql"))
+                // The statement itself may have lifted the timeout (set_config in its select list): set it again.
+                try await connection.limitStatements(to: timeout)
                 let rest = first.count < rowLimit ? 0 : try await connection.query("MOVE FORWARD ALL IN platform_custom_sql").affectedRows
                 return try await result(of: first, command: "SELECT", count: Int64(first.count + rest), readOnly: readOnly, on: connection)
             }

@@ -13,8 +13,7 @@ extension CustomerDatabases {
         defer { connection.close() }
         do {
             try await connection.query(readOnly ? "BEGIN READ ONLY" : "BEGIN")
-            try await connection.query(PostgresQuery(unsafeSQL: "SELECT set_config('statement_timeout', $1, true)",
-                                                     binds: ["\(statementTimeout.components.seconds * 1000)"]))
+            try await connection.limitStatements(to: statementTimeout)
             let result = try await body(connection)
             try await connection.query("COMMIT")
             return result
@@ -25,6 +24,11 @@ extension CustomerDatabases {
 }
 
 extension PostgresConnection {
+    /// Bounds every statement of the current transaction by `timeout` (again, should a statement have changed it).
+    func limitStatements(to timeout: Duration) async throws {
+        try await query(PostgresQuery(unsafeSQL: "SELECT set_config('statement_timeout', $1, true)", binds: ["\(timeout.components.seconds * 1000)"]))
+    }
+
     /// The names of result column types as `format_type` writes them (`numeric(12,2)`, `timestamp with time zone`).
     func typeNames(of rows: PostgresRows) async throws -> [String] {
         guard !rows.columnTypes.isEmpty else { return [] }
@@ -55,7 +59,7 @@ extension JSONValue {
         switch oid {
         case 16: self = .bool(text == "t")
         case 20, 21, 23, 26:
-            if let number = Int64(text), abs(number) < 1 << 53 { self = .number(Double(number)) } else { self = .string(text) }
+            if let number = Int64(text), number.magnitude < 1 << 53 { self = .number(Double(number)) } else { self = .string(text) }
         case 700, 701:
             if let number = Double(text), number.isFinite { self = .number(number) } else { self = .string(text) }
         case 114, 3802: self = (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text)
@@ -73,11 +77,58 @@ enum StatementText {
         let scalars = Array(text.unicodeScalars)
         var output = String.UnicodeScalarView()
         var index = 0
+        func isWordCharacter(_ position: Int) -> Bool {
+            position >= 0 && (scalars[position].properties.isAlphabetic || ("0"..."9").contains(scalars[position]) || scalars[position] == "_")
+        }
+        /// The index just past the next `close` at or after `from` (the end when there is none).
+        func past(_ close: String, from: Int) -> Int {
+            let pattern = Array(close.unicodeScalars)
+            var position = from
+            while position + pattern.count <= scalars.count {
+                if Array(scalars[position..<position + pattern.count]) == pattern { return position + pattern.count }
+                position += 1
+            }
+            return scalars.count
+        }
         while index < scalars.count {
             let scalar = scalars[index]
-            if scalar == "'" {
-                // A string literal; '' inside it is an escaped quote, and E'' strings also escape with a backslash.
-                let escapes = index > 0 && (scalars[index - 1] == "E" || scalars[index - 1] == "e")
+            let next = index + 1 < scalars.count ? scalars[index + 1] : nil
+            if scalar == "\"" {
+                // A quoted identifier, kept as it is ("" inside it is an escaped quote).
+                var end = index + 1
+                while end < scalars.count {
+                    if scalars[end] == "\"" {
+                        if end + 1 < scalars.count && scalars[end + 1] == "\"" { end += 2; continue }
+                        break
+                    }
+                    end += 1
+                }
+                output.append(contentsOf: scalars[index..<min(end + 1, scalars.count)])
+                index = end + 1
+            } else if scalar == "-" && next == "-" {
+                // A comment to the end of the line: it may say anything, so it is blanked too.
+                output.append(contentsOf: "--?".unicodeScalars)
+                index = past("\n", from: index)
+                if index <= scalars.count, index > 0, scalars[index - 1] == "\n" { output.append("\n") }
+            } else if scalar == "/" && next == "*" {
+                var depth = 0
+                var position = index
+                while position < scalars.count {
+                    if scalars[position] == "/", position + 1 < scalars.count, scalars[position + 1] == "*" { depth += 1; position += 2; continue }
+                    if scalars[position] == "*", position + 1 < scalars.count, scalars[position + 1] == "/" {
+                        depth -= 1
+                        position += 2
+                        if depth == 0 { break }
+                        continue
+                    }
+                    position += 1
+                }
+                output.append(contentsOf: "/*?*/".unicodeScalars)
+                index = position
+            } else if scalar == "'" {
+                // A string literal: '' inside it is an escaped quote; an E'' string (E standing alone before the
+                // quote) also escapes with a backslash.
+                let escapes = index > 0 && (scalars[index - 1] == "E" || scalars[index - 1] == "e") && !isWordCharacter(index - 2)
                 index += 1
                 while index < scalars.count {
                     if escapes && scalars[index] == "\\" { index += 2; continue }
@@ -89,15 +140,11 @@ enum StatementText {
                 }
                 output.append(contentsOf: "'?'".unicodeScalars)
                 index += 1
-            } else if scalar == "$", let tag = dollarTag(in: scalars, at: index) {
-                let body = index + tag.count
-                let close = (body..<scalars.count).first { start in
-                    start + tag.count <= scalars.count && Array(scalars[start..<start + tag.count]) == tag
-                }
+            } else if scalar == "$", !isWordCharacter(index - 1), let tag = dollarTag(in: scalars, at: index) {
                 output.append(contentsOf: tag)
                 output.append("?")
                 output.append(contentsOf: tag)
-                index = close.map { $0 + tag.count } ?? scalars.count
+                index = past(String(String.UnicodeScalarView(tag)), from: index + tag.count)
             } else {
                 output.append(scalar)
                 index += 1
@@ -109,9 +156,6 @@ enum StatementText {
 
     /// The `$tag$` opening a dollar-quoted string at `index`, if one does (`$1` is a parameter, not a tag).
     private static func dollarTag(in scalars: [Unicode.Scalar], at index: Int) -> [Unicode.Scalar]? {
-        if index > 0, scalars[index - 1].properties.isAlphabetic || ("0"..."9").contains(scalars[index - 1]) || scalars[index - 1] == "_" {
-            return nil
-        }
         var end = index + 1
         while end < scalars.count, scalars[end] == "_" || scalars[end].properties.isAlphabetic || (end > index + 1 && ("0"..."9").contains(scalars[end])) {
             end += 1

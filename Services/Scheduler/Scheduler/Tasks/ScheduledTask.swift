@@ -159,6 +159,19 @@ struct TaskRequest: Decodable, Sendable {
 
 /// The rules a task definition must satisfy; every violation is a 422 naming its field.
 enum TaskRules {
+    /// What a `custom_sql` task runs, and how, is the task's: written only by engineers and above, while anyone who
+    /// may read the task may run it now. A run's own parameters must not replace them.
+    static let customSQLFixedParameters = ["sql", "read_only", "timeout_seconds"]
+
+    /// Parameters given to one run of `task` (they override the task's own for that run).
+    static func validateRunParameters(_ parameters: [String: JSONValue], of task: TaskDefinition) throws {
+        guard task.taskType == .customSQL else { return }
+        for name in customSQLFixedParameters where parameters[name] != nil {
+            throw APIError.validation(field: "parameters.\(name)", reason: "is set by the custom_sql task and cannot be changed for one run; "
+                                      + "change the task to change it")
+        }
+    }
+
     static func validate(_ task: TaskDefinition) throws {
         guard TextRules.isName(task.name) else {
             throw APIError.validation(field: "name", reason: "must be 1 to 200 characters, without control characters")

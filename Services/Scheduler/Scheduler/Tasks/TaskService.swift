@@ -66,6 +66,7 @@ struct TaskService: Sendable {
     func runNow(_ id: Int64, parameters: [String: JSONValue] = [:], trigger: String = "manual") async throws -> TaskRun {
         let task = try await find(id)
         if let reason = task.deactivatedReason { throw APIError(.conflict, code: .validationError, message: "The task is deactivated: \(reason)") }
+        try TaskRules.validateRunParameters(parameters, of: task.definition)
         let now = Date()
         guard let run = try await repository.enqueueRun(taskID: id, scheduledFor: now, trigger: trigger, parameters: parameters, dueAt: now) else {
             throw APIError.alreadyRun
