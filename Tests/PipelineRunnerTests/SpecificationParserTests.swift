@@ -63,6 +63,17 @@ func setting(_ value: JSONValue?, at path: [any Sendable], in json: JSONValue) -
         #expect(specification.connections.map(\.id) == [1, 2])
     }
 
+    @Test func parallelismIsOneToSixteenConnections() throws {
+        func body(_ value: JSONValue) -> [String: JSONValue] {
+            pipelineBody { $0["targets"] = setting(value, at: [0, "config", "parallelism"], in: $0["targets"]!) }
+        }
+        #expect(try SpecificationParser.parse(body(4)).specification.targets[0].config.parallelism == 4)
+        #expect(try SpecificationParser.parse(body(.null)).specification.targets[0].config.parallelism == nil)
+        for bad: JSONValue in [0, 17, "4", 2.5] {
+            #expect(problems(of: body(bad)).map(\.path) == ["targets[0].config.parallelism"], "\(bad)")
+        }
+    }
+
     @Test func aStoredSpecificationRoundTripsThroughJSON() throws {
         let specification = try SpecificationParser.parse(pipelineBody()).specification
         let json = try PipelineService.json(of: specification)

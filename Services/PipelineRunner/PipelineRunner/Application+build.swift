@@ -54,7 +54,8 @@ public enum PipelineRunnerService {
         clickHouseOptions.maxResponseBytes = 1 << 20
         let executor = RunExecutor(runs: runRepository, events: events, work: [
             .pipelineRun: PipelineLoader(runs: runRepository, pipelines: pipelineRepository, databases: databases,
-                                         clickHouse: CurlHTTPClient(threadPool: customerDatabases.threadPool, options: clickHouseOptions), logger: logger),
+                                         clickHouse: CurlHTTPClient(threadPool: customerDatabases.threadPool, options: clickHouseOptions),
+                                         defaultParallelism: configuration.defaultParallelism, logger: logger),
             .tableAnalysis: TableAnalysis(databases: databases),
             .customSQL: CustomSQL(databases: databases),
             .logAnalysis: LogAnalysis(databases: databases),

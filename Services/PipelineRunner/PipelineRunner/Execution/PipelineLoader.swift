@@ -13,6 +13,8 @@ struct PipelineLoader: RunWork {
     let databases: CustomerDatabases
     /// The HTTP client for ClickHouse targets.
     let clickHouse: CurlHTTPClient
+    /// Connections a PostgreSQL target copies with when its pipeline does not say (`parallelism`).
+    let defaultParallelism: Int
     let logger: Logger
 
     /// The load itself: source to staging, staging to target, for every target.
@@ -43,11 +45,13 @@ struct PipelineLoader: RunWork {
     }
 
     /// The source side of one load, inside the source's read-only snapshot: the compiled plan, the query `COPY`
-    /// runs (its values bound through settings), and the result's columns with their types.
+    /// runs for the whole table or one block range (its values bound through transaction settings), the values
+    /// those settings hold, and the result's columns with their types.
     private struct SourceRead {
         var plan: ExecutionPlan
-        var copyQuery: String
         var columns: [PostgresLoad.Column]
+        var values: [String?]
+        var copyQuery: @Sendable (BlockRange?) throws -> String
     }
 
     /// Opens the source's snapshot and compiles the pipeline for it; `cursor` is the last value the target committed.
@@ -57,12 +61,18 @@ struct PipelineLoader: RunWork {
         let plan = try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil)
         let values = try bindingValues(plan.query.bindings, parameters: run.parameters, cursor: cursor)
         let columns = try await resultColumns(of: plan.query.sql, values: values, on: source)
-        let copyQuery = try await boundForCopy(plan.query, values: values, on: source) { placeholder in
-            try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: cursor != nil, placeholder: placeholder).query.sql
-        }
+        let types = try await placeholderTypes(of: plan.query, on: source)
+        try await bind(values, on: source)
         try await runs.note(id: run.id, compiledSQL: plan.query.sql, log: "reading the source with the compiled query", level: .info)
         try await reportNullCursors(of: specification, plan: plan, on: source, run: run)
-        return SourceRead(plan: plan, copyQuery: copyQuery, columns: columns)
+        let afterCursor = cursor != nil
+        return SourceRead(plan: plan, columns: columns, values: values) { range in
+            // `COPY (query)` takes no parameters: each placeholder reads its setting back, cast to the type PostgreSQL
+            // inferred for it. Nothing a user gave is spliced into the text.
+            try Self.compile(specification, sourceColumns: sourceColumns, afterCursor: afterCursor, range: range) { index in
+                values[index - 1] == nil ? "CAST(NULL AS \(types[index - 1]))" : "CAST(current_setting('platform_run.p\(index)') AS \(types[index - 1]))"
+            }.query.sql
+        }
     }
 
     /// Logs that a run's load was found committed already, and what it loaded.
@@ -111,8 +121,8 @@ struct PipelineLoader: RunWork {
         let extraction = ContinuousClock.now
         let rows: Int64
         do {
-            rows = try await PostgresCopyPipe.copy(from: source, "COPY (\(read.copyQuery)) TO STDOUT", to: destination, load.copyIn,
-                                                   written: progress.add)
+            rows = try await copy(run, specification, read, sourceID: sourceID, from: source, into: load, on: destination, targetID: targetID,
+                                  parallelism: target.config.parallelism ?? defaultParallelism, progress: progress)
             try await source.query("COMMIT")
         } catch {
             source.cancelCurrentQuery()
@@ -168,6 +178,75 @@ struct PipelineLoader: RunWork {
             .first!.decode("swappable", as: Bool.self)
     }
 
+    /// Streams the result into the stage: through `source` and `destination`, or, when the pipeline can be split and
+    /// `parallelism` asks for it, as block ranges of the source table over that many pairs of connections reading
+    /// one snapshot (`pg_export_snapshot`). Each range is checked by its row count: the rows read from the source
+    /// against the rows the target stored. Returns the rows stored.
+    private func copy(_ run: Run, _ specification: PipelineSpecification, _ read: SourceRead, sourceID: Int64, from source: PostgresConnection,
+                      into load: PostgresLoad, on destination: PostgresConnection, targetID: Int64, parallelism: Int,
+                      progress: LoadProgress) async throws -> Int64 {
+        var ranges = [BlockRange(start: 0, end: nil)]
+        if parallelism > 1, RangeSplitter.canSplit(specification), source.serverVersion >= 140_000,
+           let table = specification.sources.first?.config.table {
+            let blocks = try await source.query(PostgresQuery(unsafeSQL: """
+                SELECT pg_relation_size(to_regclass($1)) / current_setting('block_size')::bigint AS blocks
+                """, binds: [try SQLTableName(parsing: table).quoted])).first!.decode("blocks", as: Int64.self)
+            ranges = RangeSplitter.ranges(blocks: blocks, parts: parallelism)
+        }
+        guard ranges.count > 1 else {
+            return try await copyCounted(from: source, "COPY (\(try read.copyQuery(nil))) TO STDOUT", to: destination, load.copyIn,
+                                         range: nil, progress: progress)
+        }
+        let snapshot = try await source.query("SELECT pg_export_snapshot() AS id").first!.decode("id", as: String.self)
+        var helpers: [(source: PostgresConnection, target: PostgresConnection)] = []
+        defer { helpers.forEach { $0.source.close(); $0.target.close() } }
+        for _ in ranges.dropFirst() {
+            let helper = try await databases.connect(sourceID)
+            let target = try await databases.connect(targetID)
+            helpers.append((helper, target))
+            // The same snapshot and the same bound values as the first connection.
+            try await helper.query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ")
+            try await helper.query(PostgresQuery(unsafeSQL: "SET TRANSACTION SNAPSHOT '\(snapshot.filter { $0.isHexDigit || $0 == "-" })'"))
+            try await bind(read.values, on: helper)
+        }
+        try await runs.note(id: run.id, compiledSQL: nil, log: "copying in \(ranges.count) block ranges over \(ranges.count) connections", level: .info)
+        let pairs = [(source, destination)] + helpers.map { ($0.source, $0.target) }
+        let rows = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for (range, pair) in zip(ranges, pairs) {
+                let sql = "COPY (\(try read.copyQuery(range))) TO STDOUT"
+                group.addTask { try await copyCounted(from: pair.0, sql, to: pair.1, load.copyIn, range: range, progress: progress) }
+            }
+            do {
+                var total: Int64 = 0
+                for try await stored in group { total += stored }
+                return total
+            } catch {
+                for pair in pairs {
+                    pair.0.cancelCurrentQuery()
+                    pair.1.cancelCurrentQuery()
+                }
+                throw error
+            }
+        }
+        for helper in helpers { try await helper.source.query("COMMIT") }
+        return rows
+    }
+
+    /// One COPY pipe whose rows read are checked against the rows the target stored.
+    private func copyCounted(from source: PostgresConnection, _ sourceSQL: String, to destination: PostgresConnection, _ targetSQL: String,
+                             range: BlockRange?, progress: LoadProgress) async throws -> Int64 {
+        let counted = LoadProgress()
+        let stored = try await PostgresCopyPipe.copy(from: source, sourceSQL, to: destination, targetSQL) { chunk in
+            counted.add(chunk)
+            progress.add(chunk)
+        }
+        let sent = counted.current.rows
+        guard sent == stored else {
+            throw RunFailure("\(range.map { "blocks from \($0.start)" } ?? "the copy"): \(sent) rows read from the source, \(stored) stored; nothing was applied")
+        }
+        return stored
+    }
+
     /// Rows go to ClickHouse in blocks of at least this many rows (or of ``clickHouseBlockBytes``, whichever comes
     /// first): ClickHouse writes a part per insert, so small inserts make work for its merges.
     static let clickHouseBlockRows = 100_000
@@ -203,7 +282,7 @@ struct PipelineLoader: RunWork {
         let extraction = ContinuousClock.now
         let rows: Int64
         do {
-            rows = try await copy(from: source, "COPY (\(load.sourceQuery(read.copyQuery))) TO STDOUT", into: client, load.insert,
+            rows = try await copy(from: source, "COPY (\(load.sourceQuery(try read.copyQuery(nil)))) TO STDOUT", into: client, load.insert,
                                   progress: progress)
         } catch {
             source.cancelCurrentQuery()
@@ -211,7 +290,7 @@ struct PipelineLoader: RunWork {
         }
         // The largest cursor value of exactly these rows: the source's snapshot is still open.
         let cursorValue: String? = if let column = read.plan.cursorColumn, read.columns.contains(where: { $0.name == column }) {
-            try await source.query(PostgresQuery(unsafeSQL: "SELECT max(\(SQLIdentifier.quote(column)))::text AS value FROM (\(read.copyQuery)) AS result"))
+            try await source.query(PostgresQuery(unsafeSQL: "SELECT max(\(SQLIdentifier.quote(column)))::text AS value FROM (\(try read.copyQuery(nil))) AS result"))
                 .first?.decode("value", as: String?.self)
         } else {
             nil
@@ -375,10 +454,11 @@ struct PipelineLoader: RunWork {
     }
 
     /// The plan, or the reason it cannot be made, for the run's error.
-    private static func compile(_ specification: PipelineSpecification, sourceColumns: [String], afterCursor: Bool,
+    private static func compile(_ specification: PipelineSpecification, sourceColumns: [String], afterCursor: Bool, range: BlockRange? = nil,
                                 placeholder: @escaping (Int) -> String = { "$\($0)" }) throws -> ExecutionPlan {
         do {
-            return try PlanCompiler.compile(specification, sourceColumns: sourceColumns, afterCursor: afterCursor, placeholder: placeholder)
+            return try PlanCompiler.compile(specification, sourceColumns: sourceColumns, afterCursor: afterCursor, range: range,
+                                            placeholder: placeholder)
         } catch let refusal as PlanCompiler.Refusal {
             throw RunFailure("\(refusal.path): \(refusal.reason)")
         }
@@ -407,20 +487,20 @@ struct PipelineLoader: RunWork {
         return zip(shape.columns, try await source.typeNames(of: shape)).map { PostgresLoad.Column(name: $0, type: $1) }
     }
 
-    /// `COPY (query)` takes no parameters, so each value goes into a transaction-local setting, bound, and the query
-    /// reads it back cast to the type PostgreSQL inferred for that placeholder: nothing is spliced into the text.
-    private func boundForCopy(_ query: CompiledQuery, values: [String?], on source: PostgresConnection,
-                              recompile: (@escaping (Int) -> String) throws -> String) async throws -> String {
-        guard !query.bindings.isEmpty else { return query.sql }
+    /// The types PostgreSQL infers for the query's placeholders (`PREPARE`, then `pg_prepared_statements`).
+    private func placeholderTypes(of query: CompiledQuery, on source: PostgresConnection) async throws -> [String] {
+        guard !query.bindings.isEmpty else { return [] }
         try await source.query(PostgresQuery(unsafeSQL: "PREPARE platform_run_plan AS \(query.sql)"))
         let types = try await source.query("SELECT parameter_types::text[] AS types FROM pg_prepared_statements WHERE name = 'platform_run_plan'")
             .first!.decode("types", as: [String].self)
         try await source.query("DEALLOCATE platform_run_plan")
+        return types
+    }
+
+    /// Puts each placeholder's value into a transaction-local setting (`platform_run.p1` ...), bound, never spliced.
+    private func bind(_ values: [String?], on source: PostgresConnection) async throws {
         for (index, value) in values.enumerated() {
             try await source.query(PostgresQuery(unsafeSQL: "SELECT set_config($1, $2, true)", binds: ["platform_run.p\(index + 1)", value ?? ""]))
-        }
-        return try recompile { index in
-            values[index - 1] == nil ? "CAST(NULL AS \(types[index - 1]))" : "CAST(current_setting('platform_run.p\(index)') AS \(types[index - 1]))"
         }
     }
 

@@ -40,13 +40,14 @@ enum PlanCompiler {
     /// source to rows past the last committed cursor value (bound as ``CompiledQuery/Binding/cursor``).
     /// `placeholder` writes the placeholder of the n-th binding (from 1): `$n` for a statement with bound
     /// parameters, or what the engine binds them through when the statement takes none (`COPY`).
-    static func compile(_ specification: PipelineSpecification, sourceColumns: [String]?, afterCursor: Bool,
+    /// `range` limits a table source to one block range (``RangeSplitter``), for a copy split over connections.
+    static func compile(_ specification: PipelineSpecification, sourceColumns: [String]?, afterCursor: Bool, range: BlockRange? = nil,
                         placeholder: @escaping (Int) -> String = { "$\($0)" }) throws -> ExecutionPlan {
         guard let source = specification.sources.first else { throw Refusal(path: "sources", reason: "has no source") }
         var builder = QueryBuilder(render: placeholder)
         var relation: String
         if let table = source.config.table {
-            relation = "SELECT * FROM \(try SQLTableName(parsing: table).quoted)"
+            relation = "SELECT * FROM \(try SQLTableName(parsing: table).quoted)" + (range.map { " WHERE \($0.condition)" } ?? "")
         } else if let query = source.config.query {
             relation = "SELECT * FROM (\(try builder.bind(query))) AS source"
         } else {

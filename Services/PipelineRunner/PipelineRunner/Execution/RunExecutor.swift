@@ -109,13 +109,15 @@ struct RunExecutor: Sendable {
         } catch {
             outcome = RunOutcome(status: .failed, errorCode: ErrorCode.pipelineExecutionError.rawValue, error: CustomerDatabases.message(for: error))
         }
+        // Cleaned up before the end is recorded, so a run seen ended has left nothing behind; and only while this
+        // runner still holds it: what another runner now builds for the run has the same names.
+        if outcome.status != .success, (try? await runs.holds(id: runID, owner: owner)) == true {
+            await work[run.kind]?.cleanUp(after: run)
+        }
         guard let ended = try await runs.finish(id: runID, owner: owner, outcome, at: Date()) else {
-            // Another runner holds the run now: what this attempt left behind has the same names as what that one
-            // builds, so it is not touched.
             logger.warning("a run was taken over while it ran", metadata: ["run_id": "\(run.publicID)"])
             return nil
         }
-        if outcome.status != .success { await work[run.kind]?.cleanUp(after: run) }
         let kind: RunEvent.Kind = switch ended.status {
         case .success: .completed
         case .cancelled: .cancelled

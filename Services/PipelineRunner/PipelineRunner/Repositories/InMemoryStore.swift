@@ -257,6 +257,11 @@ actor InMemoryStore: ProjectRepository, PipelineRepository, RunRepository, Delet
         return run
     }
 
+    func holds(id: Int64, owner: String) async throws -> Bool {
+        guard let run = runList[id], let lease = leases[id] else { return false }
+        return RunLifecycle.mayFinish(run, lease: lease, owner: owner) && lease.until > Date()
+    }
+
     func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool {
         guard let run = runList[id], RunLifecycle.mayRenew(run, lease: leases[id], owner: owner) else { return false }
         leases[id] = RunLifecycle.Lease(owner: owner, until: leaseUntil)

@@ -34,6 +34,8 @@ protocol RunRepository: Sendable {
     /// Makes `owner` the runner of a queued run, or of a running one whose lease has expired; `nil` when the run
     /// has ended or another runner holds it.
     func claim(id: Int64, owner: String, leaseUntil: Date) async throws -> Run?
+    /// Whether `owner` still holds a running run under a lease that has not expired.
+    func holds(id: Int64, owner: String) async throws -> Bool
     /// Extends the lease; false when `owner` should stop: the run was taken over, or a cancel was asked for.
     func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool
     /// Records the compiled query and a log line of the owner's run.
@@ -153,6 +155,12 @@ struct PostgresRunRepository: RunRepository {
               AND (status = 'queued' OR (status = 'running' AND (lease_until IS NULL OR lease_until < now())))
             RETURNING \(Self.columns)
             """).map(Self.decode).first
+    }
+
+    func holds(id: Int64, owner: String) async throws -> Bool {
+        try await postgres.query("""
+            SELECT 1 FROM \(tables.runs) WHERE id = \(id) AND owner = \(owner) AND status = 'running' AND lease_until > now()
+            """).count == 1
     }
 
     func renew(id: Int64, owner: String, leaseUntil: Date) async throws -> Bool {

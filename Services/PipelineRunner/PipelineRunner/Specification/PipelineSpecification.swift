@@ -165,9 +165,11 @@ struct Target: Codable, Sendable, Equatable {
         var key: [String]
         /// Whether the engine creates the table from the result's columns when it is missing.
         var createTable: Bool
+        /// Connections that copy ranges of the source table at once (``RangeSplitter``); `nil` for the engine's default.
+        var parallelism: Int? = nil
 
         enum CodingKeys: String, CodingKey {
-            case table, mode, key
+            case table, mode, key, parallelism
             case createTable = "create_table"
         }
     }

@@ -135,7 +135,8 @@ enum SpecificationParser {
                 reader.problem(path + ".type", unsupported("target", runnable: runnableTargets.map(\.rawValue)))
                 continue
             }
-            reader.rejectUnknownKeys(config, known: ["table", "mode", "key", "create_table", "host", "port", "database"], at: path + ".config")
+            reader.rejectUnknownKeys(config, known: ["table", "mode", "key", "create_table", "parallelism", "host", "port", "database"],
+                                     at: path + ".config")
             var target = Target(id: id, type: kind ?? .postgresql, config: .init(table: "", mode: .append, key: [], createTable: false))
             (target.connectionID, inline) = endpoint(object, config, side: .target(index), at: path, reader: reader, inline: inline)
             target.config.table = tableName(config["table"], at: path + ".config.table", reader: reader) ?? ""
@@ -148,6 +149,14 @@ enum SpecificationParser {
                 reader.problem(path + ".config.key", "is required for mode upsert (the columns rows are matched on)")
             }
             target.config.createTable = reader.bool(config["create_table"], at: path + ".config.create_table", default: false)
+            if let value = config["parallelism"], value != .null,
+               let parallelism = reader.positiveInteger(value, at: path + ".config.parallelism") {
+                if parallelism > RangeSplitter.maximumParts {
+                    reader.problem(path + ".config.parallelism", "must be 1 to \(RangeSplitter.maximumParts)")
+                } else {
+                    target.config.parallelism = Int(parallelism)
+                }
+            }
             targets.append(target)
         }
 
