@@ -22,8 +22,8 @@ struct RunnerConfiguration: Sendable {
     /// A longer lease would make the redelivered job meet a live lease, be dropped, and leave the run unowned.
     var runLease: Duration { jobVisibilityTimeout / 2 }
 
-    /// Connections a PostgreSQL target copies with when its pipeline does not say (`pipelines.default_parallelism`, 1:
-    /// on the measured machine more did not pay, bench/README.md).
+    /// Connections a PostgreSQL target copies with when its pipeline does not say (`pipelines.default_parallelism`, 2:
+    /// on the 2-core machine measured, two cut the copy by about a fifth and four by no more; bench/README.md).
     var defaultParallelism: Int
 
     /// Reads the keys above, with their defaults.
@@ -33,6 +33,6 @@ struct RunnerConfiguration: Sendable {
         internalTimeout = .seconds(Int64(max(1, reader.int(forKey: "pipelines.internal_timeout_seconds", default: 15))))
         jobConcurrency = max(1, reader.int(forKey: "jobs.concurrency", default: 8))
         jobVisibilityTimeout = .seconds(max(5, reader.int(forKey: "jobs.visibility_timeout_seconds", default: 60)))
-        defaultParallelism = min(max(1, reader.int(forKey: "pipelines.default_parallelism", default: 1)), RangeSplitter.maximumParts)
+        defaultParallelism = min(max(1, reader.int(forKey: "pipelines.default_parallelism", default: 2)), RangeSplitter.maximumParts)
     }
 }
