@@ -65,6 +65,11 @@ extension Integration {
                     INSERT INTO public.events_log SELECT now(), 'm' || g FROM generate_series(1, 2000) g;
                     DELETE FROM public.events_log WHERE message <> 'm1' AND message <> 'm2' AND random() < 2;
                     """, in: customer)
+                // A table the customer's role may not read: counted by nobody, analysed all the same.
+                var superuserConfiguration = try TestEnvironment.superuserPostgres()
+                superuserConfiguration.database = customer.database
+                let superuser = PostgresClient(configuration: superuserConfiguration, maxConnections: 1, logger: TestEnvironment.logger)
+                try await withServices([superuser]) { try await superuser.query("CREATE TABLE public.vault_only (id bigint PRIMARY KEY)") }
                 // Statistics reach the shared counters when the writing session ends; wait until they have.
                 let counted = await waitUntil(timeout: .seconds(15), interval: .milliseconds(200)) {
                     let dead = try? await pipelines.value(
@@ -81,7 +86,8 @@ extension Integration {
                 func codes(_ name: String) -> [String] {
                     ((table(name)?["recommendations"] as? [[String: Any]]) ?? []).compactMap { $0["code"] as? String }
                 }
-                #expect(Set(tables.compactMap { $0["name"] as? String }) == ["customers", "orders", "events_log"])
+                #expect(Set(tables.compactMap { $0["name"] as? String }) == ["customers", "orders", "events_log", "vault_only"])
+                #expect((result["uncounted"] as? [String])?.first?.hasPrefix("public.vault_only: permission denied") == true, "\(result["uncounted"] ?? "")")
                 #expect(table("orders")?["exact_rows"] as? Int == 300 && table("orders")?["has_primary_key"] as? Bool == true)
                 #expect((table("orders")?["total_bytes"] as? Int ?? 0) > 0)
                 #expect(table("events_log")?["exact_rows"] as? Int == 2 && table("events_log")?["dead_tuples"] as? Int == 1_998)
@@ -90,7 +96,7 @@ extension Integration {
                 #expect(((table("orders")?["unindexed_foreign_keys"] as? [[String: Any]])?.first?["columns"] as? [String]) == ["customer_id"])
                 #expect(((table("orders")?["unused_indexes"] as? [[String: Any]])?.compactMap { $0["name"] as? String }) == ["orders_note_idx"])
                 #expect(!codes("customers").contains("NO_PRIMARY_KEY"))
-                #expect(result["table_count"] as? Int == 3)
+                #expect(result["table_count"] as? Int == 4)
 
                 // Only the tables asked for; one that does not exist is named.
                 let some = try await runTask("table_analysis", connection: connection, parameters: ["tables": ["Orders", "public.nope"]],

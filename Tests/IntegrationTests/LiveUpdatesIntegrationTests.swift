@@ -68,6 +68,22 @@ extension Integration {
             }
         }
 
+        @Test func aSocketIsClosedWhenItsTokenExpires() async throws {
+            // Tokens of the stack live 4 s: long enough to be accepted, short enough to expire on the open socket.
+            try await GatewayStack.run(gatewaySettings: ["AUTH_ACCESS_TOKEN_TTL_SECONDS": "4"]) { stack in
+                let engineer = try await stack.user(.engineer)
+                let pipeline = try #require(try await stack.pipeline(in: try await stack.project(), token: engineer.access).json["id"] as? String)
+                let opened = ContinuousClock.now
+                let close = try await withDeadline(.seconds(30)) {
+                    try await WebSocketClient.connect(url: socket(stack, pipeline, token: engineer.access), logger: TestEnvironment.logger) { inbound, _, _ in
+                        for try await _ in inbound.messages(maxSize: 1 << 20) {}
+                    }
+                }
+                #expect(close?.closeCode == .policyViolation && close?.reason == "the token has expired", "\(String(describing: close))")
+                #expect(opened.duration(to: .now) < .seconds(10))
+            }
+        }
+
         @Test func aSocketWithoutAValidTokenOrPipelineIsClosedAsAPolicyViolation() async throws {
             try await GatewayStack.run { stack in
                 let analyst = try await stack.user(.analyst)

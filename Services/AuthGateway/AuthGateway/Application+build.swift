@@ -63,7 +63,7 @@ public enum AuthGatewayService {
             declaredMethods: { await catalog.document().declaredMethods(forPath: $0) })
         // Live views of pipelines: every replica follows the run events and serves its own sockets.
         let runEvents = RunEventHub()
-        let sockets = PipelineEventSocket(hub: runEvents, answer: { try await responder.respond(to: $0, context: $1) })
+        let sockets = PipelineEventSocket(hub: runEvents, answer: { try await responder.respond(to: $0, context: $1) }, verifier: verifier)
         let runEventFollower = StreamFollower(stream: PlatformStream.runEvents.rawValue, redis: settings.redis, logger: logger) {
             runEvents.publish($0)
         }

@@ -83,6 +83,8 @@ struct PipelineEventSocket: Sendable {
     let hub: RunEventHub
     /// Answers a request as the gateway would (the gateway's whole responder).
     let answer: @Sendable (Request, PlatformRequestContext) async throws -> Response
+    /// Reads an accepted token's expiry: the socket closes when its token would no longer be accepted.
+    let verifier: AccessTokenVerifier
 
     /// The pipeline id of a path `/ws/pipeline/{id}`, or `nil` for any other path.
     static func pipelineID(inPath path: String) -> String? {
@@ -99,12 +101,13 @@ struct PipelineEventSocket: Sendable {
         guard let pipeline = Self.pipelineID(inPath: request.uri.path) else { return .dontUpgrade }
         let token = request.uri.queryParameters["token"].map(String.init) ?? AccessTokenVerifier.bearerToken(in: head.headerFields)
         let refusal = await authorize(pipeline: pipeline, token: token, channel: channel, logger: logger)
+        let expiry: Date? = if refusal == nil, let token { try? await verifier.verify(token).expiresAt } else { nil }
         return .upgrade([:]) { inbound, outbound, _ in
-            if let refusal {
-                try await outbound.close(.policyViolation, reason: refusal.reason)
+            guard refusal == nil, let expiry else {
+                try await outbound.close(.policyViolation, reason: refusal?.reason ?? "the token cannot be read")
                 return
             }
-            try await stream(pipeline, inbound: inbound, outbound: outbound)
+            try await stream(pipeline, until: expiry, inbound: inbound, outbound: outbound)
         }
     }
 
@@ -134,9 +137,11 @@ struct PipelineEventSocket: Sendable {
         }
     }
 
-    /// Sends the pipeline's run events until the client goes away. Reading the client's frames at the same time is
-    /// what answers its pings and its close.
-    private func stream(_ pipeline: String, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+    /// Sends the pipeline's run events until the client goes away, or until its token expires (then it is closed
+    /// with 1008, and the client signs in again). Reading the client's frames at the same time is what answers its
+    /// pings and its close.
+    private func stream(_ pipeline: String, until expiry: Date, inbound: WebSocketInboundStream,
+                        outbound: WebSocketOutboundWriter) async throws {
         let events = hub.subscribe(pipeline: pipeline)
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
@@ -144,6 +149,10 @@ struct PipelineEventSocket: Sendable {
         try await outbound.write(.text(String(decoding: try encoder.encode(Message.subscribed(pipeline)), as: UTF8.self)))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { for try await _ in inbound {} }
+            group.addTask {
+                try await Task.sleep(for: .seconds(max(0, expiry.timeIntervalSinceNow)))
+                try await outbound.close(.policyViolation, reason: "the token has expired")
+            }
             group.addTask {
                 for await event in events {
                     try await outbound.write(.text(String(decoding: try encoder.encode(Message(event, pipeline: pipeline)), as: UTF8.self)))

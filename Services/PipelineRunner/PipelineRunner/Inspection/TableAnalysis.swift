@@ -20,6 +20,8 @@ struct TableAnalysis: RunWork {
         var recommendationCount: Int
         /// Tables asked for in `parameters.tables` that do not exist.
         var missing: [String]
+        /// Small tables whose rows could not be counted, with the reason (the role may not read them, say).
+        var uncounted: [String]
     }
 
     func perform(_ run: Run, progress: LoadProgress) async throws -> RunOutcome {
@@ -27,10 +29,19 @@ struct TableAnalysis: RunWork {
         let started = ContinuousClock.now
         let result = try await databases.inspect(run, statementTimeout: .seconds(120)) { connection in
             var facts = try await tableFacts(asked, on: connection)
+            var uncounted: [String] = []
             for index in facts.indices where facts[index].estimatedRows < exactCountBelow {
                 let table = SQLTableName(schema: try SQLIdentifier(facts[index].schema), table: try SQLIdentifier(facts[index].name))
-                facts[index].exactRows = try await connection.query(PostgresQuery(unsafeSQL: "SELECT count(*) AS rows FROM \(table.quoted)"))
-                    .first?.decode("rows", as: Int64.self)
+                // A table the connection's role may not read is left uncounted, not the whole analysis failed.
+                try await connection.query("SAVEPOINT count_rows")
+                do {
+                    facts[index].exactRows = try await connection.query(PostgresQuery(unsafeSQL: "SELECT count(*) AS rows FROM \(table.quoted)"))
+                        .first?.decode("rows", as: Int64.self)
+                    try await connection.query("RELEASE SAVEPOINT count_rows")
+                } catch let error as PostgresError {
+                    try await connection.query("ROLLBACK TO SAVEPOINT count_rows")
+                    uncounted.append("\(table.displayName): \(CustomerDatabases.message(for: error))")
+                }
                 progress.add(rows: facts[index].exactRows ?? 0, bytes: 0)
             }
             try await attachIndexFindings(to: &facts, on: connection)
@@ -38,7 +49,7 @@ struct TableAnalysis: RunWork {
             let found = Set(facts.map { "\($0.schema).\($0.name)" })
             return Result(tables: facts, tableCount: facts.count, totalBytes: facts.reduce(0) { $0 + $1.totalBytes },
                           recommendationCount: facts.reduce(0) { $0 + $1.recommendations.count },
-                          missing: asked.map(\.displayName).filter { !found.contains($0) })
+                          missing: asked.map(\.displayName).filter { !found.contains($0) }, uncounted: uncounted)
         }
         return RunOutcome(status: .success, rowsProcessed: Int64(result.tableCount),
                           metrics: RunMetrics(extractionMS: RunExecutor.milliseconds(started.duration(to: .now))),
