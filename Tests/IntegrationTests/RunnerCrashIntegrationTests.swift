@@ -153,14 +153,15 @@ extension Integration {
         @Test func aRunnerKilledRightAfterItsCommitIsNotLoadedAgain() async throws {
             try await withCrashablePipeline(rows: 1_000_000) { stack, pipeline, runner, replacement, source, target in
                 let id = try await start(pipeline, stack)
-                // Once the run has recorded its query, it writes its own row again only when it ends: holding that row
-                // lets the load commit in the target and stops the runner right before it records the end.
+                // Once the run has recorded its query, it updates its own row again only to renew its lease and to
+                // record its end: holding that row (NO KEY UPDATE, so its log lines, whose foreign key takes KEY SHARE,
+                // still go in) lets the load commit in the target and stops the runner right before it records the end.
                 let compiled = await waitUntil(timeout: .seconds(60), interval: .milliseconds(20)) { (try? await run(id).compiled) == true }
                 #expect(compiled)
                 let lock = try await PostgresConnection.connect(try TestEnvironment.postgres(), threadPool: .singleton)
                 defer { lock.close() }
                 try await lock.query("BEGIN")
-                try await lock.query("SELECT 1 FROM pipelines.runs WHERE id = \(id) FOR UPDATE")
+                try await lock.query("SELECT 1 FROM pipelines.runs WHERE id = \(id) FOR NO KEY UPDATE")
                 let committed = await waitUntil(timeout: .seconds(60), interval: .milliseconds(20)) {
                     let rows = try? await pipelines.value(PostgresQuery(unsafeSQL: """
                         SELECT count(*)::text AS value FROM public._platform_loads WHERE run_id = '\(PublicID.run.format(id))'
