@@ -237,8 +237,9 @@ struct PipelineLoader: RunWork {
                              range: BlockRange?, progress: LoadProgress) async throws -> Int64 {
         let counted = LoadProgress()
         let stored = try await PostgresCopyPipe.copy(from: source, sourceSQL, to: destination, targetSQL) { chunk in
-            counted.add(chunk)
-            progress.add(chunk)
+            let rows = Int64(CopyText.rowCount(in: chunk))
+            counted.add(rows: rows, bytes: Int64(chunk.count))
+            progress.add(rows: rows, bytes: Int64(chunk.count))
         }
         let sent = counted.current.rows
         guard sent == stored else {

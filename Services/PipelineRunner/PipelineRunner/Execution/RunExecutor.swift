@@ -21,12 +21,7 @@ final class LoadProgress: Sendable {
 
     deinit { signal.finish() }
 
-    /// Counts a chunk of COPY text: one row per line (text COPY escapes newlines inside values).
-    func add(_ chunk: [UInt8]) {
-        add(rows: Int64(CopyText.rowCount(in: chunk)), bytes: Int64(chunk.count))
-    }
-
-    /// Counts rows that were not COPY text (a ClickHouse block, an analysed table).
+    /// Counts rows that moved (a chunk of COPY text, a ClickHouse block, an analysed table).
     func add(rows: Int64, bytes: Int64) {
         let (before, after) = counts.withLock { counts in
             let before = counts.rows
